@@ -1,0 +1,120 @@
+"""The contract every SIP event package implements, and the registry of packages.
+
+The subscription engine (RFC 6665) and the publication engine (RFC 3903) are generic;
+what differs per Event header token is which bodies are accepted, how the publications
+of one resource combine into one state, what a watcher sees before anything is
+published, and how one watcher's view is cut from the state. A package answers those
+four questions with pure functions over bytes and registers itself under its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "BadBody",
+    "EventPackage",
+    "Publication",
+    "get",
+    "media_type",
+    "names",
+    "register",
+]
+
+
+class BadBody(Exception):
+    """A PUBLISH body the package refuses; the engine answers with `status` and `reason`.
+
+    415 for a content type the package does not take (the reply lists `content_types`
+    in Accept), 400 for a body of the right type that is broken. `detail` is for the log.
+    """
+
+    def __init__(self, status: int, reason: str = "", detail: str = "") -> None:
+        reason = reason or ("Unsupported Media Type" if status == 415 else "Bad Request")
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One live publication of a resource, as the engine hands it to `aggregate`."""
+
+    body: bytes
+    content_type: str
+    etag: str
+    received_time: float
+    sender: str = ""
+
+
+def media_type(content_type: str) -> str:
+    """`type/subtype` of a Content-Type value, lower case, parameters dropped."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+class EventPackage:
+    """Base class of event packages: set the class attributes, override what differs."""
+
+    #: The Event header token, with its package parameter if it has one ("dialog;sla").
+    name: str = ""
+    #: Media types accepted in PUBLISH; the first is the type NOTIFY bodies carry.
+    content_types: tuple[str, ...] = ()
+    #: False for packages whose state the server makes itself (presence.winfo).
+    publishable: bool = True
+
+    def validate(self, body: bytes, content_type: str) -> None:
+        """Raise `BadBody` unless `body` is an acceptable publication of this package.
+
+        The base class checks only the media type; packages add their body checks.
+        """
+        if media_type(content_type) not in self.content_types:
+            raise BadBody(415, detail=f"{content_type!r} not in {self.content_types}")
+
+    def aggregate(self, presentity_uri: str, publications: Sequence[Publication]) -> bytes | None:
+        """Combine the live publications of one resource, newest first, into its state.
+
+        The base class keeps the newest publication, which suits packages whose
+        publications replace one another.
+        """
+        return publications[0].body if publications else None
+
+    def neutral_body(self, presentity_uri: str) -> bytes | None:
+        """The body a watcher gets while nothing is published; None sends no body."""
+        return None
+
+    def notify_body(self, state: bytes | None, filter: object | None) -> bytes | None:
+        """The state as one watcher may see it; `filter` comes from authorization."""
+        return state
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+_registry: dict[str, EventPackage] = {}
+
+
+def _key(name: str) -> str:
+    # "dialog ; sla" and "dialog;sla" are the same package (RFC 3261 §7.3.1 whitespace).
+    return ";".join(part.strip() for part in name.split(";"))
+
+
+def register(package: EventPackage) -> EventPackage:
+    """Make `package` the one answering its name, replacing an earlier registration."""
+    if not package.name:
+        raise ValueError(f"{package!r} has no name")
+    if not package.content_types:
+        raise ValueError(f"{package!r} has no content types")
+    _registry[_key(package.name)] = package
+    return package
+
+
+def get(name: str) -> EventPackage | None:
+    """The package for a full package name such as "presence" or "dialog;sla"."""
+    return _registry.get(_key(name))
+
+
+def names() -> list[str]:
+    """Registered package names, sorted, as an Allow-Events header lists them."""
+    return sorted(_registry)

@@ -1,0 +1,82 @@
+"""SIP state kept in the database: accounts and their registrations (Kamailio: subscriber, location)."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from .core.digest import ha1
+
+
+class SipAccount(models.Model):
+    """A SIP identity user@domain. The password is kept only as digest HA1 hashes."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="sip_account", help_text="The Django login tied to this SIP identity.",
+    )
+    username = models.CharField(max_length=64)
+    domain = models.CharField(max_length=253)
+    ha1_md5 = models.CharField("HA1 (MD5)", max_length=32, editable=False)
+    ha1_sha256 = models.CharField("HA1 (SHA-256)", max_length=64, editable=False)
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["username", "domain"], name="unique_sip_identity")
+        ]
+        ordering = ["domain", "username"]
+        verbose_name = "SIP account"
+
+    def __str__(self) -> str:
+        return f"{self.username}@{self.domain}"
+
+    @property
+    def aor(self) -> str:
+        return f"sip:{self.username}@{self.domain}"
+
+    def set_password(self, password: str) -> None:
+        # The realm is the SIP domain, as SIP clients are configured (RFC 3261 §22.1).
+        self.ha1_md5 = ha1(self.username, self.domain, password, "MD5")
+        self.ha1_sha256 = ha1(self.username, self.domain, password, "SHA-256")
+
+    def ha1_for(self, algorithm: str) -> str | None:
+        base = algorithm.upper().removesuffix("-SESS")
+        return {"MD5": self.ha1_md5, "SHA-256": self.ha1_sha256}.get(base)
+
+
+class Registration(models.Model):
+    """One contact binding of an address-of-record (RFC 3261 §10, RFC 5626 flows)."""
+
+    account = models.ForeignKey(SipAccount, on_delete=models.CASCADE, related_name="registrations")
+    aor = models.CharField(max_length=300, db_index=True)
+    contact = models.TextField(help_text="The Contact URI as the client sent it.")
+    expires = models.DateTimeField(db_index=True)
+    q = models.FloatField(null=True, blank=True)
+    call_id = models.CharField(max_length=255)
+    cseq = models.PositiveIntegerField()
+    transport = models.CharField(max_length=8)
+    received = models.CharField(
+        max_length=64, help_text="Source address host:port the REGISTER came from."
+    )
+    connection = models.CharField(
+        max_length=200, blank=True, db_index=True,
+        help_text="The WebSocket/TCP connection the binding lives on; empty for UDP.",
+    )
+    node = models.CharField(max_length=64, blank=True, db_index=True)
+    instance_id = models.CharField(max_length=255, blank=True)
+    reg_id = models.PositiveIntegerField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    path = models.TextField(blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["aor", "-updated"]
+        indexes = [models.Index(fields=["aor", "expires"])]
+
+    def __str__(self) -> str:
+        return f"{self.aor} → {self.contact}"
+
+    @property
+    def seconds_left(self) -> int:
+        return max(0, int((self.expires - timezone.now()).total_seconds()))

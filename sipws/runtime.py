@@ -1,0 +1,150 @@
+"""The process-wide SIP server: built once from settings, shared by every transport.
+
+`runsip` (embedded default) and `sipworker` (scale-out) start the UDP/TCP listeners and
+the timers here; a Daphne process serving only WebSocket builds the server lazily on its
+first SIP frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from datetime import UTC, datetime
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from .core.flow import Flow
+from .services.dispatch import ServerConfig, SipServer
+from .services.register import handle_register
+from .transports.delivery import delivery
+
+log = logging.getLogger("sipws.runtime")
+NODE_ID = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+_server: SipServer | None = None
+_tasks: set[asyncio.Task] = set()
+
+
+def build_config(advertised: str | None = None) -> ServerConfig:
+    sip = settings.SIP
+    own_hosts = {"localhost", "127.0.0.1", "::1"}
+    for bind in (sip["UDP_BIND"], sip["TCP_BIND"], sip["HTTP_BIND"], sip["ADVERTISED_ADDRESS"]):
+        if bind:
+            own_hosts.add(split_bind(bind)[0].lower())
+    return ServerConfig(
+        domains=sip["DOMAINS"],
+        secret=sip["SECRET"].encode(),
+        nonce_lifetime=sip["NONCE_LIFETIME"],
+        max_message_size=sip["MAX_MESSAGE_SIZE"],
+        rate_limit=sip["RATE_LIMIT"],
+        register_min_expires=sip["REGISTER_MIN_EXPIRES"],
+        register_max_expires=sip["REGISTER_MAX_EXPIRES"],
+        register_default_expires=sip["REGISTER_DEFAULT_EXPIRES"],
+        max_contacts_per_aor=sip["MAX_CONTACTS_PER_AOR"],
+        node=NODE_ID,
+        advertised=sip["ADVERTISED_ADDRESS"] or advertised or sip["UDP_BIND"],
+        own_hosts=own_hosts,
+    )
+
+
+def split_bind(text: str) -> tuple[str, int]:
+    """'127.0.0.1:5060', '[::1]:5060' or ':5060' → (host, port)."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def get_server() -> SipServer:
+    global _server
+    if _server is None:
+        _server = SipServer(build_config(), delivery.send)
+        _server.route("REGISTER", handle_register)
+        _spawn(_timer_loop(_server))
+    return _server
+
+
+def set_advertised(address: str) -> None:
+    """After binding port 0 the real port is known; Via/Contact must carry it."""
+    if not settings.SIP["ADVERTISED_ADDRESS"]:
+        get_server().config.advertised = address
+
+
+async def connection_closed(flow: Flow) -> None:
+    """A WebSocket (or TCP outbound flow) is gone: its bindings are unreachable now."""
+    await database_sync_to_async(_forget_connection)(flow)
+
+
+def _forget_connection(flow: Flow) -> None:
+    from .models import Registration
+
+    bound = Registration.objects.filter(connection=flow.connection)
+    if flow.transport == "tcp":
+        bound = bound.filter(reg_id__isnull=False)  # RFC 5626 flows only; plain TCP may reconnect
+    bound.delete()
+
+
+def forget_previous_run() -> int:
+    """WebSocket flows cannot survive a restart: drop the bindings of earlier runs."""
+    from .models import Registration
+
+    deleted, _ = Registration.objects.filter(transport__in=("ws", "wss")).exclude(node=NODE_ID).delete()
+    return deleted
+
+
+def _expire_registrations() -> int:
+    from .models import Registration
+
+    deleted, _ = Registration.objects.filter(expires__lte=datetime.now(UTC)).delete()
+    return deleted
+
+
+async def _timer_loop(server: SipServer) -> None:
+    """Transaction timers every 100 ms; database housekeeping every few seconds."""
+    interval = settings.SIP["HOUSEKEEPING_INTERVAL"]
+    next_housekeeping = time.time() + interval
+    while True:
+        await asyncio.sleep(0.1)
+        now = time.time()
+        server.handle_timers(now)
+        if now >= next_housekeeping and delivery.owns_sip_sockets:
+            next_housekeeping = now + interval
+            try:
+                await database_sync_to_async(_expire_registrations)()
+            except Exception:
+                log.exception("housekeeping failed")
+
+
+def _spawn(coroutine) -> None:
+    task = asyncio.get_event_loop().create_task(coroutine)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+async def start_sip_listeners(stdout) -> None:
+    """Bind UDP and TCP, mark this process as their owner, and print the bound ports."""
+    from .transports.tcp import open_tcp
+    from .transports.udp import open_udp
+
+    sip = settings.SIP
+    server = get_server()
+    delivery.owns_sip_sockets = True
+    udp_host, udp_port = split_bind(sip["UDP_BIND"])
+    endpoint, udp_addr = await open_udp(udp_host, udp_port, server.receive, sip["UDP_RCVBUF"])
+    delivery.udp = endpoint
+    tcp_host, tcp_port = split_bind(sip["TCP_BIND"])
+    _, tcp_addr = await open_tcp(
+        tcp_host, tcp_port, server.receive, connection_closed, delivery.tcp, sip["MAX_MESSAGE_SIZE"]
+    )
+    set_advertised(_hostport(udp_addr))
+    stdout.write(f"SIP UDP listening on {_hostport(udp_addr)}\n")
+    stdout.write(f"SIP TCP listening on {_hostport(tcp_addr)}\n")
+    stdout.flush()
+
+
+def _hostport(addr) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,205 @@
+"""The request pipeline every transport feeds: parse, rate-limit, transaction, dispatch.
+
+Transports hand `SipServer.receive(data, flow)` the bytes of one message and the flow it
+came on; the server answers through the `send(flow, data)` callable it was built with,
+so it never imports a transport. Method handlers are coroutines registered by name.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ..core.digest import MemoryReplayGuard, NonceFactory
+from ..core.errors import ParseError
+from ..core.flow import Flow
+from ..core.message import Request, Response, make_response, parse_message
+from ..core.ratelimit import RateLimiter
+from ..core.transaction import ClientTransactions, Disposition, ServerTransactions
+from .logonce import log_once
+
+log = logging.getLogger("sipws.server")
+
+Sender = Callable[[Flow, bytes], Awaitable[bool]]
+Handler = Callable[["SipServer", Request, Flow], Awaitable[Response | None]]
+
+ALLOW = "REGISTER, OPTIONS, ACK, CANCEL"
+ACCEPT = "application/sdp"
+SUPPORTED = "path, outbound"
+# Methods a UAS recognises (RFC 3261 §8.2.1): unsupported ones get 405, others 501.
+KNOWN_METHODS = frozenset(
+    "INVITE ACK BYE CANCEL OPTIONS REGISTER PRACK SUBSCRIBE NOTIFY PUBLISH INFO REFER "
+    "MESSAGE UPDATE".split()
+)
+
+
+@dataclass
+class ServerConfig:
+    """What the pipeline reads of settings.SIP, resolved once at start-up."""
+
+    domains: list[str]
+    secret: bytes
+    nonce_lifetime: float = 300
+    max_message_size: int = 65536
+    rate_limit: int = 500
+    register_min_expires: int = 60
+    register_max_expires: int = 3600
+    register_default_expires: int = 600
+    max_contacts_per_aor: int = 10
+    node: str = "local"
+    # host[:port] this server puts in Via/Contact/Record-Route
+    advertised: str = "127.0.0.1:5060"
+    own_hosts: set[str] = field(default_factory=set)
+
+    def serves_domain(self, host: str) -> bool:
+        return host.lower() in self.domains
+
+    def is_local(self, host: str) -> bool:
+        host = host.lower().strip("[]")
+        return host in self.domains or host in self.own_hosts
+
+
+class SipServer:
+    """One per process: owns the transaction tables, nonces and the handler registry."""
+
+    def __init__(self, config: ServerConfig, send: Sender) -> None:
+        self.config = config
+        self.send = send
+        self.transactions = ServerTransactions()
+        self.client_transactions = ClientTransactions()
+        self.nonces = NonceFactory(config.secret, config.nonce_lifetime)
+        self.replay = MemoryReplayGuard(lifetime=config.nonce_lifetime)
+        self.limiter = RateLimiter(config.rate_limit)
+        self.handlers: dict[str, Handler] = {}
+        self.allow = ALLOW
+
+    def route(self, method: str, handler: Handler) -> None:
+        self.handlers[method] = handler
+        methods = ["REGISTER", "OPTIONS", "ACK", "CANCEL"]
+        methods += sorted(m for m in self.handlers if m not in methods)
+        self.allow = ", ".join(methods)
+
+    async def receive(self, data: bytes, flow: Flow) -> None:
+        """Handle one received message; never raises (one bad peer must not hurt others)."""
+        now = time.time()
+        if not self.limiter.allow(flow.remote_host, now):
+            log_once(log, f"rate:{flow.remote_host}", "rate limit exceeded by %s", flow.remote)
+            return
+        try:
+            message = self._parse(data, flow)
+        except ParseError as error:
+            await self._answer_unparsable(error, flow)
+            return
+        if isinstance(message, Response):
+            return  # responses to our own requests arrive with the presence engine
+        try:
+            await self._handle_request(message, flow, now)
+        except Exception:
+            log.exception("error handling %s from %s", message.method, flow.remote)
+            await self._reply(message, flow, make_response(message, 500), now)
+
+    def _parse(self, data: bytes, flow: Flow) -> Request | Response:
+        if len(data) > self.config.max_message_size:
+            # Read only the headers so that the sender can still learn why (513).
+            head = data.split(b"\r\n\r\n", 1)[0][: self.config.max_message_size]
+            error = ParseError("message too large", 513)
+            try:
+                error.message = parse_message(head + b"\r\n\r\n")  # type: ignore[attr-defined]
+            except ParseError:
+                pass
+            raise error
+        return parse_message(data, stream=flow.transport == "tcp")
+
+    async def _answer_unparsable(self, error: ParseError, flow: Flow) -> None:
+        request = getattr(error, "message", None)
+        log_once(log, f"bad:{flow.remote_host}:{error.reason}", "bad message from %s: %s",
+                 flow.remote, error.reason)
+        if not isinstance(request, Request) or request.method == "ACK":
+            return  # nothing we could address a response to (RFC 3261 §18.3): drop
+        try:
+            response = make_response(request, error.status, _reason(error))
+            await self.send(flow, bytes(response))
+        except ParseError:
+            pass
+
+    async def _handle_request(self, request: Request, flow: Flow, now: float) -> None:
+        stamped = request.top_via.with_received(flow.remote_host, flow.remote_port)
+        vias = request.headers.get_all("Via")
+        request.headers.remove("Via")
+        for value in [str(stamped), *vias[1:]]:
+            request.headers.add("Via", value)
+        request.__dict__.pop("vias", None)
+        if request.method == "ACK":
+            return  # non-INVITE server: no INVITE transaction an ACK could belong to
+        key = _transaction_key(request)
+        action = self.transactions.receive_request(key, now, flow.reliable)
+        if action.disposition is Disposition.ABSORB:
+            return
+        if action.disposition is Disposition.REPLAY:
+            await self.send(flow, action.data)
+            return
+        if action.disposition is Disposition.OVERLOADED:
+            response = make_response(request, 503)
+            response.headers.add("Retry-After", "5")
+            await self.send(flow, bytes(response))
+            return
+        response = await self._dispatch(request, flow)
+        if response is not None:
+            await self._reply(request, flow, response, now, key)
+
+    async def _dispatch(self, request: Request, flow: Flow) -> Response | None:
+        if request.max_forwards == 0 and request.method != "OPTIONS":
+            return make_response(request, 483)
+        scheme = request.uri.split(":", 1)[0].lower()
+        if scheme not in ("sip", "sips"):
+            return make_response(request, 416)
+        handler = self.handlers.get(request.method)
+        if handler is not None:
+            return await handler(self, request, flow)
+        if request.method == "OPTIONS":
+            return self.options_response(request)
+        if request.method == "CANCEL":
+            return make_response(request, 481)  # we never hold a pending INVITE
+        status = 405 if request.method in KNOWN_METHODS else 501
+        response = make_response(request, status)
+        response.headers.add("Allow", self.allow)
+        return response
+
+    def options_response(self, request: Request) -> Response:
+        response = make_response(request, 200)
+        response.headers.add("Allow", self.allow)
+        response.headers.add("Accept", ACCEPT)
+        response.headers.add("Supported", SUPPORTED)
+        return response
+
+    async def _reply(
+        self, request: Request, flow: Flow, response: Response, now: float, key=None,
+    ) -> None:
+        data = bytes(response)
+        if key is not None:
+            self.transactions.send_response(key, response.status, data, now)
+        await self.send(flow, data)
+
+    def handle_timers(self, now: float) -> None:
+        self.transactions.handle_timer(now)
+
+    def next_timer(self) -> float | None:
+        return self.transactions.get_timer()
+
+
+def _transaction_key(request: Request) -> tuple:
+    """RFC 3261 §17.2.3: branch + sent-by + method, or the RFC 2543 fallback."""
+    via = request.top_via
+    branch = via.branch or ""
+    if branch.startswith("z9hG4bK"):
+        return (branch, via.sent_by, request.method)
+    return (request.uri, request.from_.tag, request.call_id, str(request.cseq), str(via))
+
+
+def _reason(error: ParseError) -> str:
+    # Reason phrases are single-line text; keep the parser's explanation readable.
+    text = "".join(c for c in error.reason if c.isprintable())[:80]
+    base = {400: "Bad Request", 505: "Version Not Supported", 513: "Message Too Large"}
+    return f"{base.get(error.status, 'Bad Request')} ({text})" if text else base[error.status]

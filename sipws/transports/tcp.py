@@ -1,0 +1,64 @@
+"""SIP over TCP: messages framed by Content-Length on a byte stream (RFC 3261 §18.3)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+
+from ..core.errors import ParseError
+from ..core.flow import Flow
+from ..core.message import StreamFramer
+
+log = logging.getLogger("sipws.tcp")
+_ids = itertools.count(1)
+
+
+class TcpConnection(asyncio.Protocol):
+    def __init__(self, receive, closed, registry: dict, max_size: int) -> None:
+        self.receive = receive
+        self.closed = closed
+        self.registry = registry
+        self.framer = StreamFramer(max_size)
+        self.transport: asyncio.Transport | None = None
+        self.flow: Flow | None = None
+        self.pending: set[asyncio.Task] = set()
+        self.chain: asyncio.Future | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        host, port = transport.get_extra_info("peername")[:2]
+        self.flow = Flow("tcp", host, port, f"tcp-{next(_ids)}")
+        self.registry[self.flow.connection] = self
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.framer.feed(data)
+        except ParseError as error:
+            # A stream we cannot frame cannot be resynchronised: close it (§18.3).
+            log.info("closing TCP %s: %s", self.flow.remote, error.reason)
+            self.transport.close()
+            return
+        for message in messages:
+            self._spawn(self.receive(message, self.flow))
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def connection_lost(self, exc) -> None:
+        self.registry.pop(self.flow.connection, None)
+        self._spawn(self.closed(self.flow))
+
+
+async def open_tcp(host: str, port: int, receive, closed, registry: dict, max_size: int):
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: TcpConnection(receive, closed, registry, max_size), host, port, reuse_address=True
+    )
+    return server, server.sockets[0].getsockname()[:2]
