@@ -1,0 +1,399 @@
+"""SIP messages (RFC 3261 §7, §20, §25): parse bytes into Request/Response, serialize back.
+
+`parse_message(data)` checks what a server needs before it can act: the start line, the
+mandatory headers (Via, To, From, Call-ID, CSeq) and Content-Length. Typed header values
+are parsed lazily, when a handler asks for them. `make_response()` builds a response
+from a request as §8.2.6 says.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from functools import cached_property
+
+from .errors import ParseError
+from .headers import (
+    LIST_HEADERS,
+    CSeq,
+    Event,
+    Via,
+    canonical_name,
+    parse_content_type,
+    parse_delta_seconds,
+    parse_max_forwards,
+    split_list,
+)
+from .uri import NameAddr, SipUri, is_token
+
+MAX_MESSAGE_SIZE = 65536
+REASONS = {
+    100: "Trying",
+    180: "Ringing",
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    412: "Conditional Request Failed",
+    413: "Request Entity Too Large",
+    414: "Request-URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    420: "Bad Extension",
+    423: "Interval Too Brief",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    484: "Address Incomplete",
+    486: "Busy Here",
+    487: "Request Terminated",
+    489: "Bad Event",
+    491: "Request Pending",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    504: "Server Time-out",
+    505: "Version Not Supported",
+    513: "Message Too Large",
+    603: "Decline",
+}
+MANDATORY = ("Via", "To", "From", "Call-ID", "CSeq")
+_LINE_END = re.compile(rb"\r\n|\n")
+_TEXT_LINE_END = re.compile(r"\r\n|\n")
+_HEADER_END = re.compile(rb"\r\n\r\n|\n\n")
+_REQUEST_LINE = re.compile(r"^([A-Za-z0-9\-.!%*_+`'~]+) (\S+) SIP/(\d+\.\d+)$")
+_STATUS_LINE = re.compile(r"^SIP/(\d+\.\d+) (\d{3}) ?(.*)$")
+
+
+class Headers:
+    """An ordered multi-dict of header fields with case-insensitive, compact-aware names."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: list[tuple[str, str]] | None = None) -> None:
+        self._fields: list[tuple[str, str]] = []
+        for name, value in fields or ():
+            self.add(name, value)
+
+    def add(self, name: str, value: str) -> None:
+        self._fields.append((canonical_name(name), str(value)))
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every field of that name with one value, in the first one's place."""
+        name = canonical_name(name)
+        for i, (key, _) in enumerate(self._fields):
+            if key == name:
+                self._fields[i] = (name, str(value))
+                self._fields[i + 1 :] = [f for f in self._fields[i + 1 :] if f[0] != name]
+                return
+        self._fields.append((name, str(value)))
+
+    def remove(self, name: str) -> None:
+        name = canonical_name(name)
+        self._fields = [f for f in self._fields if f[0] != name]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        name = canonical_name(name)
+        for key, value in self._fields:
+            if key == name:
+                return value
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        """All values of a header; list headers are split at their commas."""
+        name = canonical_name(name)
+        values = [value for key, value in self._fields if key == name]
+        if name.lower() in LIST_HEADERS:
+            return [item for value in values for item in split_list(value)]
+        return values
+
+    def __contains__(self, name: str) -> bool:
+        name = canonical_name(name)
+        return any(key == name for key, _ in self._fields)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def copy(self) -> Headers:
+        clone = Headers()
+        clone._fields = list(self._fields)
+        return clone
+
+
+class Message:
+    """What requests and responses share: headers, body and typed header accessors."""
+
+    def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
+        self.headers = headers if headers is not None else Headers()
+        self.body = body
+
+    def start_line(self) -> str:
+        raise NotImplementedError
+
+    def __bytes__(self) -> bytes:
+        lines = [self.start_line()]
+        lines += [f"{name}: {value}" for name, value in self.headers if name != "Content-Length"]
+        lines.append(f"Content-Length: {len(self.body)}")
+        head = "\r\n".join(lines) + "\r\n\r\n"
+        return head.encode("utf-8", "surrogateescape") + self.body
+
+    @cached_property
+    def vias(self) -> list[Via]:
+        return [Via.parse(v) for v in self.headers.get_all("Via")]
+
+    @property
+    def top_via(self) -> Via:
+        return self.vias[0]
+
+    @cached_property
+    def cseq(self) -> CSeq:
+        return CSeq.parse(self._required("CSeq"))
+
+    @property
+    def call_id(self) -> str:
+        return self._required("Call-ID")
+
+    @cached_property
+    def from_(self) -> NameAddr:
+        return NameAddr.parse(self._required("From"))
+
+    @cached_property
+    def to(self) -> NameAddr:
+        return NameAddr.parse(self._required("To"))
+
+    @cached_property
+    def contacts(self) -> list[NameAddr]:
+        """Contact entries; the `*` of an unregister-all is left to the registrar."""
+        return [NameAddr.parse(v) for v in self.headers.get_all("Contact") if v != "*"]
+
+    @property
+    def expires(self) -> int | None:
+        value = self.headers.get("Expires")
+        return None if value is None else parse_delta_seconds(value)
+
+    @cached_property
+    def event(self) -> Event | None:
+        value = self.headers.get("Event")
+        return None if value is None else Event.parse(value)
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.headers.get("Content-Type")
+        return None if value is None else parse_content_type(value)
+
+    def _required(self, name: str) -> str:
+        value = self.headers.get(name)
+        if value is None:
+            raise ParseError(f"missing {name}")
+        return value
+
+
+class Request(Message):
+    def __init__(
+        self, method: str, uri: str, headers: Headers | None = None, body: bytes = b""
+    ) -> None:
+        super().__init__(headers, body)
+        self.method = method
+        self.uri = uri
+
+    def start_line(self) -> str:
+        return f"{self.method} {self.uri} SIP/2.0"
+
+    @cached_property
+    def sip_uri(self) -> SipUri:
+        return SipUri.parse(self.uri)
+
+    @property
+    def max_forwards(self) -> int:
+        value = self.headers.get("Max-Forwards")
+        return 70 if value is None else parse_max_forwards(value)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri}>"
+
+
+class Response(Message):
+    def __init__(
+        self, status: int, reason: str | None = None, headers: Headers | None = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(headers, body)
+        self.status = status
+        self.reason = reason if reason is not None else REASONS.get(status, "Unknown")
+
+    def start_line(self) -> str:
+        return f"SIP/2.0 {self.status} {self.reason}"
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason}>"
+
+
+def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
+    """Parse one message. `stream` (TCP) makes Content-Length mandatory (RFC 3261 §18.3).
+
+    Raises ParseError with `.status` (400, 505, 513) and, where the headers could be read,
+    `.message` holding what was parsed so that a caller can still answer the request.
+    """
+    if len(data) > MAX_MESSAGE_SIZE:
+        raise ParseError("message too large", 513)
+    # Leading CRLFs are keep-alives or junk between messages (RFC 3261 §7.5).
+    data = data.lstrip(b"\r\n")
+    match = _HEADER_END.search(data)
+    if match:
+        head, body = data[: match.start()], data[match.end() :]
+    else:
+        head, body = data.rstrip(b"\r\n"), b""
+    lines = _TEXT_LINE_END.split(head.decode("utf-8", "surrogateescape"))
+    message = _start_line(lines[0])
+    message.headers = _header_fields(lines[1:])
+    message.body = body
+    try:
+        _check(message, stream)
+    except ParseError as error:
+        error.message = message  # type: ignore[attr-defined]
+        raise
+    return message
+
+
+def _start_line(line: str) -> Request | Response:
+    if line.startswith("SIP/"):
+        match = _STATUS_LINE.match(line)
+        if not match:
+            raise ParseError("bad status line")
+        version, status, reason = match.groups()
+        if version != "2.0":
+            raise ParseError("SIP version not supported", 505)
+        return Response(int(status), reason)
+    match = _REQUEST_LINE.match(line)
+    if not match:
+        if " SIP/" in line and not line.rstrip().endswith("SIP/2.0"):
+            raise ParseError("SIP version not supported", 505)
+        raise ParseError("bad request line")
+    method, uri, version = match.groups()
+    if version != "2.0":
+        raise ParseError("SIP version not supported", 505)
+    return Request(method, uri)
+
+
+def _header_fields(lines: list[str]) -> Headers:
+    headers = Headers()
+    fields: list[list[str]] = []
+    for line in lines:
+        if line[:1] in (" ", "\t"):
+            # Folded continuation line (RFC 3261 §7.3.1): part of the previous value.
+            if not fields:
+                raise ParseError("continuation line without a header")
+            fields[-1][1] += " " + line.strip()
+            continue
+        name, colon, value = line.partition(":")
+        name = name.strip()
+        if not colon or not is_token(name):
+            raise ParseError(f"bad header line {line[:40]!r}")
+        fields.append([name, value.strip()])
+    for name, value in fields:
+        headers.add(name, value)
+    return headers
+
+
+def _check(message: Request | Response, stream: bool) -> None:
+    for name in MANDATORY:
+        if message.headers.get(name) is None:
+            raise ParseError(f"missing {name}")
+    if not message.headers.get("Call-ID", "").strip():
+        raise ParseError("empty Call-ID")
+    length_values = message.headers.get_all("Content-Length")
+    if len(length_values) > 1 and len(set(length_values)) > 1:
+        raise ParseError("conflicting Content-Length")
+    if length_values:
+        text = length_values[0].strip()
+        if not text.isdigit():
+            raise ParseError("bad Content-Length")
+        length = int(text)
+        if length > len(message.body):
+            raise ParseError("body shorter than Content-Length")
+        message.body = message.body[:length]
+    elif stream:
+        raise ParseError("missing Content-Length on a stream transport")
+    _ = message.vias, message.cseq, message.from_, message.to
+    if isinstance(message, Request):
+        if message.cseq.method != message.method:
+            raise ParseError("CSeq method does not match the request method")
+        message.max_forwards  # noqa: B018  (validates the value)
+        if message.method != "ACK" and message.uri.split(":", 1)[0].lower() in ("sip", "sips"):
+            message.sip_uri  # noqa: B018
+
+
+def make_response(
+    request: Request, status: int, reason: str | None = None, *, to_tag: str | None = None,
+) -> Response:
+    """A response to `request` per RFC 3261 §8.2.6: Via, From, To (+tag), Call-ID, CSeq."""
+    headers = Headers()
+    for via in request.headers.get_all("Via"):
+        headers.add("Via", via)
+    headers.add("From", request.headers.get("From", ""))
+    to = request.headers.get("To", "")
+    if status > 100 and ";tag=" not in to.replace(" ", "").lower():
+        to = f"{to};tag={to_tag or new_tag()}"
+    headers.add("To", to)
+    headers.add("Call-ID", request.headers.get("Call-ID", ""))
+    headers.add("CSeq", request.headers.get("CSeq", ""))
+    return Response(status, reason, headers)
+
+
+def new_tag() -> str:
+    return secrets.token_hex(6)
+
+
+def new_branch() -> str:
+    return "z9hG4bK" + secrets.token_hex(8)
+
+
+class StreamFramer:
+    """Cut a TCP byte stream into SIP messages by Content-Length (RFC 3261 §18.3)."""
+
+    def __init__(self, max_size: int = MAX_MESSAGE_SIZE) -> None:
+        self._buffer = b""
+        self.max_size = max_size
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return the complete messages found. Raises ParseError (513/400)."""
+        self._buffer += data
+        messages = []
+        while True:
+            self._buffer = self._buffer.lstrip(b"\r\n")
+            match = _HEADER_END.search(self._buffer)
+            if not match:
+                if len(self._buffer) > self.max_size:
+                    raise ParseError("message too large", 513)
+                return messages
+            head = self._buffer[: match.start()]
+            length = _content_length(head)
+            end = match.end() + length
+            if end > self.max_size:
+                raise ParseError("message too large", 513)
+            if len(self._buffer) < end:
+                return messages
+            messages.append(self._buffer[:end])
+            self._buffer = self._buffer[end:]
+
+
+def _content_length(head: bytes) -> int:
+    for line in _LINE_END.split(head)[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() in (b"content-length", b"l"):
+            value = value.strip()
+            if not value.isdigit():
+                raise ParseError("bad Content-Length")
+            return int(value)
+    raise ParseError("missing Content-Length on a stream transport")

@@ -1,0 +1,367 @@
+"""SIP and SIPS URIs (RFC 3261 §19.1) and the name-addr / addr-spec forms around them (§20.10).
+
+URIs are parsed into their parts and serialized back; comparison follows §19.1.4 closely
+enough for what a registrar and a presence server compare: scheme, unescaped user, host
+(case-insensitive) and port. Other schemes (tel:, urn:, ...) are kept as opaque text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field, replace
+from urllib.parse import unquote
+
+from .errors import ParseError
+
+_TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
+# gen-value = token / host / quoted-string (RFC 3261 §25.1); host brings ':' and '[]' (IPv6).
+_GEN_VALUE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~:\[\]]+$")
+_HOSTNAME = re.compile(r"^[A-Za-z0-9\-.]+$")
+_PORT = re.compile(r"^[0-9]{1,5}$")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+\-.]*$")
+# Never part of a URI unescaped: whitespace, controls, and what delimits a URI in a header.
+_NOT_IN_URI = re.compile(r"[\x00-\x20\x7f<>\"]")
+
+
+def is_token(value: str) -> bool:
+    return bool(_TOKEN.match(value))
+
+
+@dataclass(frozen=True, slots=True)
+class SipUri:
+    """A sip: or sips: URI; `params` keep their order, a flag parameter maps to None."""
+
+    scheme: str
+    host: str
+    user: str | None = None
+    password: str | None = None
+    port: int | None = None
+    params: tuple[tuple[str, str | None], ...] = ()
+    headers: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> SipUri:
+        text = text.strip()
+        scheme, sep, rest = text.partition(":")
+        scheme = scheme.lower()
+        if not sep or scheme not in ("sip", "sips"):
+            raise ParseError(f"not a SIP URI: {text[:60]!r}")
+        if _NOT_IN_URI.search(rest):
+            raise ParseError(f"bad character in URI {text[:60]!r}")
+        # '@' appears at most once (RFC 3261 §25.1: not in user, password, params or
+        # headers), while '?' and ';' may appear in the user part (RFC 4475 §3.1.1.2, §3.1.1.9):
+        # so split at '@' before looking for parameters and headers.
+        userinfo, at, hostpart = rest.partition("@")
+        if not at:
+            userinfo, hostpart = "", userinfo
+        user = password = None
+        if at:
+            user, colon, pw = userinfo.partition(":")
+            password = pw if colon else None
+            if not user:
+                raise ParseError("empty user part in URI")
+        hostpart, _, headers = hostpart.partition("?")
+        hostport, *raw_params = hostpart.split(";")
+        host, port = split_hostport(hostport)
+        params = tuple(_split_param(p) for p in raw_params if p)
+        return cls(scheme, host, user, password, port, params, headers or None)
+
+    def __str__(self) -> str:
+        out = [self.scheme, ":"]
+        if self.user is not None:
+            out.append(self.user)
+            if self.password is not None:
+                out += [":", self.password]
+            out.append("@")
+        out.append(self.host)
+        if self.port is not None:
+            out += [":", str(self.port)]
+        for name, value in self.params:
+            out += [";", name] if value is None else [";", name, "=", value]
+        if self.headers:
+            out += ["?", self.headers]
+        return "".join(out)
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        """A URI parameter by name; names compare case-insensitively and unescaped
+        (§19.1.4), values come back as written (still escaped)."""
+        name = name.lower()
+        for key, value in self.params:
+            if _param_name(key) == name:
+                return value
+        return default
+
+    def has_param(self, name: str) -> bool:
+        name = name.lower()
+        return any(_param_name(key) == name for key, _ in self.params)
+
+    @property
+    def transport(self) -> str | None:
+        value = self.param("transport")
+        return value.lower() if value else None
+
+    @property
+    def aor(self) -> str:
+        """The address-of-record form: scheme:user@host, lowercase host, no port or params."""
+        user = unquote(self.user) if self.user is not None else None
+        scheme = "sip" if self.scheme == "sips" else self.scheme
+        host = self.host.lower()
+        return f"{scheme}:{user}@{host}" if user is not None else f"{scheme}:{host}"
+
+    def with_params(self, **params: str | None) -> SipUri:
+        kept = tuple((k, v) for k, v in self.params if k.lower() not in params)
+        return replace(self, params=kept + tuple(params.items()))
+
+    def matches(self, other: SipUri) -> bool:
+        """Equality as RFC 3261 §19.1.4 has it for the parts a registrar compares."""
+        return (
+            self.scheme == other.scheme
+            and _unescape(self.user) == _unescape(other.user)
+            and self.host.lower() == other.host.lower()
+            and self.port == other.port
+            and self.transport == other.transport
+        )
+
+
+def _param_name(key: str) -> str:
+    key = key.lower()
+    return unquote(key) if "%" in key else key
+
+
+def _unescape(value: str | None) -> str | None:
+    return unquote(value) if value is not None else None
+
+
+def split_hostport(text: str) -> tuple[str, int | None]:
+    """Split host[:port], with IPv6 references in brackets; validates both parts."""
+    text = text.strip()
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ParseError("unterminated IPv6 reference")
+        host, rest = text[: end + 1], text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ParseError("junk after IPv6 reference")
+        port_text = rest[1:] if rest else None
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ParseError(f"bad IPv6 reference {host[:60]!r}") from None
+    else:
+        host, colon, port_text = text.partition(":")
+        if not colon:
+            port_text = None
+        if not _HOSTNAME.match(host):
+            raise ParseError(f"bad host {host[:60]!r}")
+    port = None
+    if port_text is not None:
+        if not _PORT.match(port_text) or not 0 < int(port_text) < 65536:
+            raise ParseError(f"bad port {port_text[:10]!r}")
+        port = int(port_text)
+    return host, port
+
+
+def _split_param(text: str) -> tuple[str, str | None]:
+    name, eq, value = text.partition("=")
+    if not name:
+        raise ParseError("empty parameter name")
+    return name, (value if eq else None)
+
+
+@dataclass(frozen=True, slots=True)
+class NameAddr:
+    """The value of To, From, Contact, Route and friends: display name, URI, header params.
+
+    `uri` is a SipUri when the scheme is sip/sips and the raw text otherwise (tel:, urn:...).
+    """
+
+    uri: SipUri | str
+    display_name: str | None = None
+    params: tuple[tuple[str, str | None], ...] = field(default=())
+    bracketed: bool = True
+
+    @classmethod
+    def parse(cls, text: str) -> NameAddr:
+        text = text.strip()
+        if not text:
+            raise ParseError("empty address")
+        display = None
+        if text.startswith('"'):
+            # Read the quoted display name first: it may itself contain '<' or '>'.
+            display, end = read_quoted(text, 0)
+            rest = text[end:].lstrip()
+            if not rest.startswith("<"):
+                raise ParseError("quoted display name without <URI>")
+            uri_text, params_text = _bracketed(rest[1:])
+            bracketed = True
+        elif "<" in text:
+            head, _, rest = text.partition("<")
+            display = _unquoted_display_name(head)
+            uri_text, params_text = _bracketed(rest)
+            bracketed = True
+        else:
+            # addr-spec: parameters after the URI belong to the header (RFC 3261 §20.10),
+            # so an addr-spec cannot carry URI parameters or headers.
+            uri_text, semi, params_text = text.partition(";")
+            uri_text = uri_text.strip()
+            params_text = semi + params_text
+            bracketed = False
+            if any(c in uri_text for c in " \t,?"):
+                raise ParseError("addr-spec with reserved characters must use <>")
+        params = parse_params(params_text)
+        return cls(parse_uri(uri_text), display, params, bracketed)
+
+    def __str__(self) -> str:
+        out = []
+        if self.display_name:
+            out.append(quote_string(self.display_name) + " ")
+        out.append(f"<{self.uri}>")
+        for name, value in self.params:
+            out.append(f";{name}" if value is None else f";{name}={value}")
+        return "".join(out)
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        name = name.lower()
+        for key, value in self.params:
+            if key.lower() == name:
+                return value
+        return default
+
+    def has_param(self, name: str) -> bool:
+        name = name.lower()
+        return any(key.lower() == name for key, _ in self.params)
+
+    @property
+    def tag(self) -> str | None:
+        return self.param("tag")
+
+    @property
+    def sip_uri(self) -> SipUri:
+        if not isinstance(self.uri, SipUri):
+            raise ParseError(f"not a SIP URI: {str(self.uri)[:60]!r}")
+        return self.uri
+
+    def with_params(self, **params: str | None) -> NameAddr:
+        kept = tuple((k, v) for k, v in self.params if k.lower() not in params)
+        return replace(self, params=kept + tuple(params.items()))
+
+
+def _bracketed(text: str) -> tuple[str, str]:
+    """Split 'uri>params' (the text after '<') into the URI and what follows '>'."""
+    uri_text, close, params_text = text.partition(">")
+    if not close:
+        raise ParseError("unterminated <URI>")
+    if uri_text != uri_text.strip():
+        # No LWS inside the brackets (RFC 4475 §3.1.2.14): we reject rather than guess.
+        raise ParseError("whitespace inside <URI>")
+    return uri_text, params_text
+
+
+def parse_uri(text: str) -> SipUri | str:
+    """Any absolute URI: a SipUri for sip/sips, the text itself for other schemes."""
+    scheme, colon, rest = text.partition(":")
+    if not colon or not _SCHEME.match(scheme) or not rest:
+        raise ParseError(f"bad URI {text[:60]!r}")
+    if scheme.lower() in ("sip", "sips"):
+        return SipUri.parse(text)
+    if _NOT_IN_URI.search(rest):
+        raise ParseError(f"bad character in URI {text[:60]!r}")
+    return text
+
+
+def _unquoted_display_name(text: str) -> str | None:
+    """display-name = *(token LWS): words of token characters (RFC 3261 §25.1)."""
+    words = text.split()
+    for word in words:
+        if not is_token(word):
+            raise ParseError(f"display name needs quotes: {text.strip()[:60]!r}")
+    return " ".join(words) or None
+
+
+def read_quoted(text: str, start: int) -> tuple[str, int]:
+    """Read the quoted-string starting at text[start] == '"'; return (value, index after)."""
+    out = []
+    i = start + 1
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            if i + 1 >= len(text):
+                break
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            return "".join(out), i + 1
+        out.append(c)
+        i += 1
+    raise ParseError("unterminated quoted string")
+
+
+_NEEDS_BACKSLASH = re.compile(r'[\\"\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
+
+
+def quote_string(value: str) -> str:
+    """A quoted-string for `value`; CR and LF cannot be quoted (§25.1), so become spaces."""
+    value = value.replace("\r", " ").replace("\n", " ")
+    return '"' + _NEEDS_BACKSLASH.sub(lambda m: "\\" + m.group(), value) + '"'
+
+
+def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
+    """Parse ';name=value;flag' header parameters; quoted values keep their quotes.
+
+    `text` is empty or starts (after LWS) with ';'. Empty parameters (';;') are an error
+    (RFC 4475 §3.1.2.1), and so is anything but a token, host or quoted-string as a value.
+    """
+    first, *parts = split_outside_quotes(text, ";")
+    if first.strip():
+        raise ParseError(f"junk before parameters {first.strip()[:30]!r}")
+    params = []
+    for part in parts:
+        name, eq, value = part.partition("=")
+        name = name.strip()
+        if not is_token(name):
+            raise ParseError(f"bad parameter name {name[:30]!r}")
+        if not eq:
+            params.append((name, None))
+            continue
+        value = value.strip()
+        if not _is_gen_value(value):
+            raise ParseError(f"bad value for parameter {name[:30]!r}")
+        params.append((name, value))
+    return tuple(params)
+
+
+def _is_gen_value(value: str) -> bool:
+    if value.startswith('"'):
+        try:
+            return read_quoted(value, 0)[1] == len(value)
+        except ParseError:
+            return False
+    return bool(_GEN_VALUE.match(value))
+
+
+def split_outside_quotes(text: str, sep: str) -> list[str]:
+    """Split on sep where it is not inside a quoted string or <...>."""
+    parts, start, i, in_quotes, depth = [], 0, 0, False, 0
+    while i < len(text):
+        c = text[i]
+        if in_quotes:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                in_quotes = False
+        elif c == '"':
+            in_quotes = True
+        elif c == "<":
+            depth += 1
+        elif c == ">":
+            depth = max(0, depth - 1)
+        elif c == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    if in_quotes:
+        raise ParseError("unterminated quoted string")
+    parts.append(text[start:])
+    return parts
