@@ -10,7 +10,8 @@ from .services import accounts
 
 class SipAccountForm(forms.ModelForm):
     password = forms.CharField(
-        widget=forms.PasswordInput(render_value=False), required=False,
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
         help_text="Stored only as digest hashes. Leave blank to keep the current password.",
     )
 

@@ -11,8 +11,12 @@ class SipAccount(models.Model):
     """A SIP identity user@domain. The password is kept only as digest HA1 hashes."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="sip_account", help_text="The Django login tied to this SIP identity.",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sip_account",
+        help_text="The Django login tied to this SIP identity.",
     )
     username = models.CharField(max_length=64)
     domain = models.CharField(max_length=253)
@@ -60,7 +64,9 @@ class Registration(models.Model):
         max_length=64, help_text="Source address host:port the REGISTER came from."
     )
     connection = models.CharField(
-        max_length=200, blank=True, db_index=True,
+        max_length=200,
+        blank=True,
+        db_index=True,
         help_text="The WebSocket/TCP connection the binding lives on; empty for UDP.",
     )
     node = models.CharField(max_length=64, blank=True, db_index=True)
@@ -80,3 +86,97 @@ class Registration(models.Model):
     @property
     def seconds_left(self) -> int:
         return max(0, int((self.expires - timezone.now()).total_seconds()))
+
+
+class Presentity(models.Model):
+    """One publication (RFC 3903) of one presentity and event; several rows aggregate."""
+
+    uri = models.CharField(max_length=300, help_text="The presentity's AOR, sip:user@domain.")
+    event = models.CharField(max_length=64)
+    etag = models.CharField(max_length=64)
+    expires = models.DateTimeField(db_index=True)
+    received_time = models.FloatField(help_text="Arrival time; newer publications win merges.")
+    content_type = models.CharField(max_length=100)
+    body = models.BinaryField()
+    sender = models.CharField(max_length=300, blank=True, help_text="Publisher's Contact URI.")
+    call_id = models.CharField(max_length=255, blank=True)
+    publisher = models.CharField(max_length=300, blank=True, help_text="Authenticated user.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["uri", "event", "etag"], name="unique_etag")]
+        indexes = [models.Index(fields=["uri", "event"])]
+        ordering = ["uri", "event", "-received_time"]
+        verbose_name_plural = "presentities"
+
+    def __str__(self) -> str:
+        return f"{self.uri} {self.event} {self.etag}"
+
+
+class SubscriptionStatus(models.TextChoices):
+    ACTIVE = "active"
+    PENDING = "pending"
+    TERMINATED = "terminated"
+
+
+class ActiveWatcher(models.Model):
+    """One subscription dialog (RFC 6665): who, to what, and how to reach the watcher."""
+
+    presentity_uri = models.CharField(max_length=300)
+    watcher_uri = models.CharField(max_length=300)
+    watcher_display = models.CharField(max_length=200, blank=True)
+    event = models.CharField(max_length=64)
+    event_id = models.CharField(max_length=64, blank=True)
+    call_id = models.CharField(max_length=255)
+    from_tag = models.CharField(max_length=128, help_text="The watcher's dialog tag.")
+    to_tag = models.CharField(max_length=128, help_text="Our dialog tag.")
+    remote_cseq = models.PositiveIntegerField()
+    local_cseq = models.PositiveIntegerField(default=0)
+    contact = models.TextField(help_text="The watcher's Contact: the remote target.")
+    route_set = models.TextField(blank=True, help_text="Record-Route of the SUBSCRIBE, in order.")
+    flow = models.CharField(max_length=300, help_text="Transport path NOTIFYs go back on.")
+    connection = models.CharField(max_length=200, blank=True, db_index=True)
+    node = models.CharField(max_length=64, blank=True)
+    accept = models.CharField(max_length=300, blank=True)
+    expires = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=16, choices=SubscriptionStatus.choices)
+    reason = models.CharField(max_length=32, blank=True)
+    version = models.PositiveIntegerField(default=0, help_text="Body version (winfo, dialog).")
+    user_agent = models.CharField(max_length=255, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["call_id", "from_tag", "to_tag"], name="unique_subscription_dialog"
+            )
+        ]
+        indexes = [models.Index(fields=["presentity_uri", "event"])]
+        ordering = ["presentity_uri", "event", "watcher_uri"]
+
+    def __str__(self) -> str:
+        return f"{self.watcher_uri} → {self.presentity_uri} ({self.event}, {self.status})"
+
+
+class Watcher(models.Model):
+    """Who asked to watch whom, and the authorization decision (the presence.winfo source)."""
+
+    presentity_uri = models.CharField(max_length=300)
+    watcher_uri = models.CharField(max_length=300)
+    watcher_display = models.CharField(max_length=200, blank=True)
+    event = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=SubscriptionStatus.choices)
+    reason = models.CharField(max_length=32, blank=True)
+    inserted_time = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["presentity_uri", "watcher_uri", "event"], name="unique_watcher"
+            )
+        ]
+        ordering = ["presentity_uri", "watcher_uri"]
+
+    def __str__(self) -> str:
+        return f"{self.watcher_uri} watches {self.presentity_uri} ({self.status})"

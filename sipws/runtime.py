@@ -13,14 +13,18 @@ import os
 import secrets
 import socket
 import time
-from datetime import UTC, datetime
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
 from .core.flow import Flow
+from .event_packages import base as packages
+from .event_packages.presence import PresencePackage
+from .services import expiry
 from .services.dispatch import ServerConfig, SipServer
+from .services.publish import handle_publish
 from .services.register import handle_register
+from .services.subscribe import handle_subscribe
 from .transports.delivery import delivery
 
 log = logging.getLogger("sipws.runtime")
@@ -45,6 +49,19 @@ def build_config(advertised: str | None = None) -> ServerConfig:
         register_max_expires=sip["REGISTER_MAX_EXPIRES"],
         register_default_expires=sip["REGISTER_DEFAULT_EXPIRES"],
         max_contacts_per_aor=sip["MAX_CONTACTS_PER_AOR"],
+        subscribe_expires=(
+            sip["SUBSCRIBE_MIN_EXPIRES"],
+            sip["SUBSCRIBE_MAX_EXPIRES"],
+            sip["SUBSCRIBE_DEFAULT_EXPIRES"],
+        ),
+        publish_expires=(
+            sip["PUBLISH_MIN_EXPIRES"],
+            sip["PUBLISH_MAX_EXPIRES"],
+            sip["PUBLISH_DEFAULT_EXPIRES"],
+        ),
+        subscribe_status=sip["SUBSCRIBE_STATUS"],
+        max_subscriptions_per_user=sip["MAX_SUBSCRIPTIONS_PER_USER"],
+        max_publications_per_user=sip["MAX_PUBLICATIONS_PER_USER"],
         node=NODE_ID,
         advertised=sip["ADVERTISED_ADDRESS"] or advertised or sip["UDP_BIND"],
         own_hosts=own_hosts,
@@ -63,6 +80,9 @@ def get_server() -> SipServer:
     if _server is None:
         _server = SipServer(build_config(), delivery.send)
         _server.route("REGISTER", handle_register)
+        _server.route("SUBSCRIBE", handle_subscribe)
+        _server.route("PUBLISH", handle_publish)
+        packages.register(PresencePackage(neutral=settings.SIP["NEUTRAL_BODY"]))
         _spawn(_timer_loop(_server))
     return _server
 
@@ -79,43 +99,41 @@ async def connection_closed(flow: Flow) -> None:
 
 
 def _forget_connection(flow: Flow) -> None:
-    from .models import Registration
+    from .models import ActiveWatcher, Registration
 
     bound = Registration.objects.filter(connection=flow.connection)
     if flow.transport == "tcp":
         bound = bound.filter(reg_id__isnull=False)  # RFC 5626 flows only; plain TCP may reconnect
     bound.delete()
+    if flow.transport != "tcp":
+        ActiveWatcher.objects.filter(connection=flow.connection).delete()
 
 
 def forget_previous_run() -> int:
-    """WebSocket flows cannot survive a restart: drop the bindings of earlier runs."""
-    from .models import Registration
+    """WebSocket flows cannot survive a restart: drop the bindings and dialogs of earlier runs."""
+    from .models import ActiveWatcher, Registration
 
-    deleted, _ = Registration.objects.filter(transport__in=("ws", "wss")).exclude(node=NODE_ID).delete()
-    return deleted
-
-
-def _expire_registrations() -> int:
-    from .models import Registration
-
-    deleted, _ = Registration.objects.filter(expires__lte=datetime.now(UTC)).delete()
-    return deleted
+    stale = {"transport__in": ("ws", "wss")}
+    deleted, _ = Registration.objects.filter(**stale).exclude(node=NODE_ID).delete()
+    ws_flows = ActiveWatcher.objects.filter(flow__startswith="ws").exclude(node=NODE_ID)
+    dropped, _ = ws_flows.delete()
+    return deleted + dropped
 
 
 async def _timer_loop(server: SipServer) -> None:
-    """Transaction timers every 100 ms; database housekeeping every few seconds."""
-    interval = settings.SIP["HOUSEKEEPING_INTERVAL"]
-    next_housekeeping = time.time() + interval
+    """Transaction timers every 100 ms; expiry of stored state every few seconds."""
+    interval = settings.SIP["EXPIRY_INTERVAL"]
+    next_expiry = time.time() + interval
     while True:
         await asyncio.sleep(0.1)
         now = time.time()
-        server.handle_timers(now)
-        if now >= next_housekeeping and delivery.owns_sip_sockets:
-            next_housekeeping = now + interval
-            try:
-                await database_sync_to_async(_expire_registrations)()
-            except Exception:
-                log.exception("housekeeping failed")
+        try:
+            await server.handle_timers(now)
+            if now >= next_expiry and delivery.owns_sip_sockets:
+                next_expiry = now + interval
+                await expiry.expire(server)
+        except Exception:
+            log.exception("timer loop step failed")
 
 
 def _spawn(coroutine) -> None:

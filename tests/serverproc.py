@@ -36,14 +36,23 @@ class ServerProcess:
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True,
-            text=True, check=check, timeout=60,
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
         )
 
     def start(self, timeout: float = 30) -> ServerProcess:
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "runsip"], cwd=ROOT, env=self.env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "manage.py", "runsip"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         found: dict[str, int] = {}
         ready = threading.Event()
@@ -90,6 +99,12 @@ class ServerProcess:
     def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
         with sqlite3.connect(self.data_dir / "db.sqlite3", timeout=10) as db:
             return db.execute(sql, params).fetchall()
+
+    def records(self, sql: str, params: tuple = ()) -> list[dict]:
+        """Like rows(), each row as a dict keyed by column name."""
+        with sqlite3.connect(self.data_dir / "db.sqlite3", timeout=10) as db:
+            db.row_factory = sqlite3.Row
+            return [dict(row) for row in db.execute(sql, params).fetchall()]
 
     def wait_for(self, predicate, timeout: float = 5.0, interval: float = 0.05):
         """Poll for an effect the server makes asynchronously (a deleted row, ...)."""

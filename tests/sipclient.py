@@ -15,8 +15,9 @@ import uuid
 import websockets.sync.client
 
 
-def digest_response(method, uri, username, realm, password, nonce, algorithm="MD5",
-                    qop="auth", nc=1, cnonce=None):
+def digest_response(
+    method, uri, username, realm, password, nonce, algorithm="MD5", qop="auth", nc=1, cnonce=None
+):
     h = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}[algorithm]
     hx = lambda text: h(text.encode()).hexdigest()  # noqa: E731
     cnonce = cnonce or secrets.token_hex(8)
@@ -24,9 +25,11 @@ def digest_response(method, uri, username, realm, password, nonce, algorithm="MD
     ha2 = hx(f"{method}:{uri}")
     nc_hex = f"{nc:08x}"
     response = hx(f"{ha1}:{nonce}:{nc_hex}:{cnonce}:{qop}:{ha2}")
-    return (f'Digest username="{username}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
-            f'response="{response}", algorithm={algorithm}, qop={qop}, nc={nc_hex}, '
-            f'cnonce="{cnonce}"')
+    return (
+        f'Digest username="{username}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+        f'response="{response}", algorithm={algorithm}, qop={qop}, nc={nc_hex}, '
+        f'cnonce="{cnonce}"'
+    )
 
 
 def parse_challenges(response: str, header="WWW-Authenticate") -> list[dict]:
@@ -63,8 +66,17 @@ class Reply:
 class SipClient:
     """One SIP UA bound to one transport: 'udp', 'tcp' or 'ws'."""
 
-    def __init__(self, transport: str, server, *, user="alice", domain="localhost",
-                 password="secret", timeout=5.0, ws_subprotocols=("sip",)) -> None:
+    def __init__(
+        self,
+        transport: str,
+        server,
+        *,
+        user="alice",
+        domain="localhost",
+        password="secret",
+        timeout=5.0,
+        ws_subprotocols=("sip",),
+    ) -> None:
         self.transport, self.server = transport, server
         self.user, self.domain, self.password = user, domain, password
         self.call_id = uuid.uuid4().hex
@@ -81,7 +93,8 @@ class SipClient:
             self.buffer = b""
         else:
             self.ws = websockets.sync.client.connect(
-                server.ws_url, subprotocols=list(ws_subprotocols), open_timeout=timeout)
+                server.ws_url, subprotocols=list(ws_subprotocols), open_timeout=timeout, legacy=True
+            )
         self.local_port = self.sock.getsockname()[1] if transport != "ws" else 0
 
     @property
@@ -94,8 +107,12 @@ class SipClient:
         return f"sip:{self.user}@127.0.0.1:{self.local_port};transport={self.transport}"
 
     def via(self) -> str:
-        sent_by = f"{self.tag}.invalid" if self.transport == "ws" else f"127.0.0.1:{self.local_port}"
-        return f"SIP/2.0/{self.transport.upper()} {sent_by};branch=z9hG4bK{secrets.token_hex(8)};rport"
+        sent_by = (
+            f"{self.tag}.invalid" if self.transport == "ws" else f"127.0.0.1:{self.local_port}"
+        )
+        return (
+            f"SIP/2.0/{self.transport.upper()} {sent_by};branch=z9hG4bK{secrets.token_hex(8)};rport"
+        )
 
     def send_raw(self, data: bytes | str) -> None:
         data = data.encode() if isinstance(data, str) else data
@@ -127,9 +144,26 @@ class SipClient:
                 raise ConnectionError("TCP connection closed")
             self.buffer += chunk
 
-    def request(self, method: str, *, uri: str | None = None, headers: list[str] = (),
-                body: str = "", contact: str | None = "default", expires: int | None = None,
-                auth: str | None = None, to: str | None = None, cseq: int | None = None) -> str:
+    def try_recv(self, timeout: float) -> Reply | None:
+        """The next message, or None when nothing arrives within `timeout` (a drop)."""
+        try:
+            return self.recv(timeout)
+        except (TimeoutError, socket.timeout):
+            return None
+
+    def request(
+        self,
+        method: str,
+        *,
+        uri: str | None = None,
+        headers: list[str] = (),
+        body: str = "",
+        contact: str | None = "default",
+        expires: int | None = None,
+        auth: str | None = None,
+        to: str | None = None,
+        cseq: int | None = None,
+    ) -> str:
         self.cseq = cseq if cseq is not None else self.cseq + 1
         uri = uri or (f"sip:{self.domain}" if method == "REGISTER" else self.aor)
         lines = [
@@ -158,8 +192,9 @@ class SipClient:
         self.send_raw(self.request(method, **kwargs))
         return self.recv()
 
-    def send_authenticated(self, method: str, *, algorithm="MD5", password=None,
-                           username=None, **kwargs) -> Reply:
+    def send_authenticated(
+        self, method: str, *, algorithm="MD5", password=None, username=None, **kwargs
+    ) -> Reply:
         """Send, answer the challenge once with the chosen algorithm, return the final reply."""
         first = self.send(method, **kwargs)
         if first.status not in (401, 407):
@@ -167,16 +202,41 @@ class SipClient:
         header = "WWW-Authenticate" if first.status == 401 else "Proxy-Authenticate"
         challenges = parse_challenges(first.text, header)
         chosen = next(c for c in challenges if c.get("algorithm", "MD5") == algorithm)
-        return self.send(method, auth=self.authorization(method, chosen, algorithm, password,
-                                                         username, kwargs, header), **kwargs)
+        return self.send(
+            method,
+            auth=self.authorization(method, chosen, algorithm, password, username, kwargs, header),
+            **kwargs,
+        )
 
-    def authorization(self, method, chal, algorithm, password=None, username=None,
-                      kwargs=None, header="WWW-Authenticate"):
+    def authorization(
+        self,
+        method,
+        chal,
+        algorithm,
+        password=None,
+        username=None,
+        kwargs=None,
+        header="WWW-Authenticate",
+        *,
+        nc=1,
+        cnonce=None,
+    ):
         self.nc += 1
-        uri = (kwargs or {}).get("uri") or (f"sip:{self.domain}" if method == "REGISTER" else self.aor)
+        uri = (kwargs or {}).get("uri") or (
+            f"sip:{self.domain}" if method == "REGISTER" else self.aor
+        )
         name = "Authorization" if header == "WWW-Authenticate" else "Proxy-Authorization"
-        value = digest_response(method, uri, username or self.user, chal["realm"],
-                                password or self.password, chal["nonce"], algorithm, nc=1)
+        value = digest_response(
+            method,
+            uri,
+            username or self.user,
+            chal["realm"],
+            password or self.password,
+            chal["nonce"],
+            algorithm,
+            nc=nc,
+            cnonce=cnonce,
+        )
         return f"{name}: {value}"
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections import Counter
 from collections.abc import Iterator
 from functools import cached_property
 
@@ -23,9 +24,10 @@ from .headers import (
     parse_content_type,
     parse_delta_seconds,
     parse_max_forwards,
+    parse_uint,
     split_list,
 )
-from .uri import NameAddr, SipUri, is_token
+from .uri import NameAddr, SipUri, is_token, parse_uri
 
 MAX_MESSAGE_SIZE = 65536
 REASONS = {
@@ -66,11 +68,15 @@ REASONS = {
     603: "Decline",
 }
 MANDATORY = ("Via", "To", "From", "Call-ID", "CSeq")
+# Headers a message carries at most once (RFC 3261 §7.3.1, RFC 4475 §3.3.8, §3.3.9).
+SINGLE = ("To", "From", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Content-Type")
 _LINE_END = re.compile(rb"\r\n|\n")
 _TEXT_LINE_END = re.compile(r"\r\n|\n")
 _HEADER_END = re.compile(rb"\r\n\r\n|\n\n")
-_REQUEST_LINE = re.compile(r"^([A-Za-z0-9\-.!%*_+`'~]+) (\S+) SIP/(\d+\.\d+)$")
-_STATUS_LINE = re.compile(r"^SIP/(\d+\.\d+) (\d{3}) ?(.*)$")
+_REQUEST_LINE = re.compile(r"^([A-Za-z0-9\-.!%*_+`'~]+) (\S+) SIP/([0-9]+\.[0-9]+)$")
+# Exactly three digits: "SIP/2.0 4294967301 ..." is not a 429 (RFC 4475 §3.1.2.19). The SP
+# before an empty reason phrase is required by the grammar; we accept it missing.
+_STATUS_LINE = re.compile(r"^SIP/([0-9]+\.[0-9]+) ([0-9]{3})(?: (.*))?$")
 
 
 class Headers:
@@ -210,8 +216,16 @@ class Request(Message):
     def start_line(self) -> str:
         return f"{self.method} {self.uri} SIP/2.0"
 
+    @property
+    def uri_scheme(self) -> str:
+        """The Request-URI scheme, lowercase: what a server checks before answering 416."""
+        return self.uri.partition(":")[0].lower()
+
     @cached_property
     def sip_uri(self) -> SipUri:
+        """The Request-URI as a SipUri; another scheme raises ParseError 416 (§8.2.2.1)."""
+        if self.uri_scheme not in ("sip", "sips"):
+            raise ParseError(f"unsupported URI scheme {self.uri_scheme[:30]!r}", 416)
         return SipUri.parse(self.uri)
 
     @property
@@ -225,7 +239,10 @@ class Request(Message):
 
 class Response(Message):
     def __init__(
-        self, status: int, reason: str | None = None, headers: Headers | None = None,
+        self,
+        status: int,
+        reason: str | None = None,
+        headers: Headers | None = None,
         body: bytes = b"",
     ) -> None:
         super().__init__(headers, body)
@@ -255,87 +272,89 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     else:
         head, body = data.rstrip(b"\r\n"), b""
     lines = _TEXT_LINE_END.split(head.decode("utf-8", "surrogateescape"))
-    message = _start_line(lines[0])
+    message, version = _start_line(lines[0])
     message.headers = _header_fields(lines[1:])
     message.body = body
     try:
+        if version != "2.0":
+            # Answered with 505 (RFC 3261 §21.5.6), which needs the headers read anyway.
+            raise ParseError("SIP version not supported", 505)
         _check(message, stream)
     except ParseError as error:
-        error.message = message  # type: ignore[attr-defined]
+        error.message = message
         raise
     return message
 
 
-def _start_line(line: str) -> Request | Response:
+def _start_line(line: str) -> tuple[Request | Response, str]:
     if line.startswith("SIP/"):
         match = _STATUS_LINE.match(line)
-        if not match:
+        if not match or not 100 <= int(match[2]) <= 699:
             raise ParseError("bad status line")
         version, status, reason = match.groups()
-        if version != "2.0":
-            raise ParseError("SIP version not supported", 505)
-        return Response(int(status), reason)
+        return Response(int(status), reason or ""), version
     match = _REQUEST_LINE.match(line)
     if not match:
-        if " SIP/" in line and not line.rstrip().endswith("SIP/2.0"):
-            raise ParseError("SIP version not supported", 505)
         raise ParseError("bad request line")
     method, uri, version = match.groups()
-    if version != "2.0":
-        raise ParseError("SIP version not supported", 505)
-    return Request(method, uri)
+    return Request(method, uri), version
 
 
 def _header_fields(lines: list[str]) -> Headers:
-    headers = Headers()
-    fields: list[list[str]] = []
+    fields: list[tuple[str, list[str]]] = []
     for line in lines:
         if line[:1] in (" ", "\t"):
             # Folded continuation line (RFC 3261 §7.3.1): part of the previous value.
             if not fields:
                 raise ParseError("continuation line without a header")
-            fields[-1][1] += " " + line.strip()
+            fields[-1][1].append(line.strip())
             continue
         name, colon, value = line.partition(":")
         name = name.strip()
         if not colon or not is_token(name):
             raise ParseError(f"bad header line {line[:40]!r}")
-        fields.append([name, value.strip()])
-    for name, value in fields:
-        headers.add(name, value)
-    return headers
+        fields.append((name, [value.strip()]))
+    return Headers([(name, " ".join(p for p in parts if p)) for name, parts in fields])
 
 
 def _check(message: Request | Response, stream: bool) -> None:
+    counts = Counter(name for name, _ in message.headers)
     for name in MANDATORY:
-        if message.headers.get(name) is None:
+        if not counts[name]:
             raise ParseError(f"missing {name}")
+    for name in SINGLE:
+        if counts[name] > 1:
+            raise ParseError(f"more than one {name}")
     if not message.headers.get("Call-ID", "").strip():
         raise ParseError("empty Call-ID")
-    length_values = message.headers.get_all("Content-Length")
-    if len(length_values) > 1 and len(set(length_values)) > 1:
-        raise ParseError("conflicting Content-Length")
-    if length_values:
-        text = length_values[0].strip()
-        if not text.isdigit():
-            raise ParseError("bad Content-Length")
-        length = int(text)
+    length_text = message.headers.get("Content-Length")
+    if length_text is not None:
+        length = parse_uint(length_text, "Content-Length")
         if length > len(message.body):
             raise ParseError("body shorter than Content-Length")
         message.body = message.body[:length]
     elif stream:
         raise ParseError("missing Content-Length on a stream transport")
-    _ = message.vias, message.cseq, message.from_, message.to
+    if not message.vias:
+        raise ParseError("empty Via")
+    _ = message.cseq, message.from_, message.to
     if isinstance(message, Request):
         if message.cseq.method != message.method:
             raise ParseError("CSeq method does not match the request method")
         message.max_forwards  # noqa: B018  (validates the value)
-        if message.method != "ACK" and message.uri.split(":", 1)[0].lower() in ("sip", "sips"):
-            message.sip_uri  # noqa: B018
+        uri = parse_uri(message.uri)
+        # Escaped headers have no meaning in a Request-URI (RFC 4475 §3.1.2.11).
+        if isinstance(uri, SipUri) and uri.headers is not None:
+            raise ParseError("headers in the Request-URI")
+        message.contacts  # noqa: B018
 
 
 def make_response(
-    request: Request, status: int, reason: str | None = None, *, to_tag: str | None = None,
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
 ) -> Response:
     """A response to `request` per RFC 3261 §8.2.6: Via, From, To (+tag), Call-ID, CSeq."""
     headers = Headers()
@@ -343,12 +362,23 @@ def make_response(
         headers.add("Via", via)
     headers.add("From", request.headers.get("From", ""))
     to = request.headers.get("To", "")
-    if status > 100 and ";tag=" not in to.replace(" ", "").lower():
+    if status > 100 and not _has_tag(to):
         to = f"{to};tag={to_tag or new_tag()}"
     headers.add("To", to)
     headers.add("Call-ID", request.headers.get("Call-ID", ""))
     headers.add("CSeq", request.headers.get("CSeq", ""))
+    timestamp = request.headers.get("Timestamp")
+    if status == 100 and timestamp is not None:
+        headers.add("Timestamp", timestamp)  # §8.2.6.1
     return Response(status, reason, headers)
+
+
+def _has_tag(to: str) -> bool:
+    try:
+        return NameAddr.parse(to).tag is not None
+    except ParseError:
+        # Answering a malformed request (400): never fail, guess from the text.
+        return ";tag=" in "".join(to.split()).lower()
 
 
 def new_tag() -> str:
@@ -389,11 +419,21 @@ class StreamFramer:
 
 
 def _content_length(head: bytes) -> int:
-    for line in _LINE_END.split(head)[1:]:
-        name, _, value = line.partition(b":")
+    lines = _LINE_END.split(head)[1:]
+    values = []
+    for i, line in enumerate(lines):
+        name, colon, value = line.partition(b":")
+        if not colon or name[:1] in (b" ", b"\t"):
+            continue
         if name.strip().lower() in (b"content-length", b"l"):
-            value = value.strip()
-            if not value.isdigit():
-                raise ParseError("bad Content-Length")
-            return int(value)
-    raise ParseError("missing Content-Length on a stream transport")
+            for more in lines[i + 1 :]:
+                if more[:1] not in (b" ", b"\t"):
+                    break
+                value += b" " + more
+            values.append(value.strip())
+    if not values:
+        raise ParseError("missing Content-Length on a stream transport")
+    if len(set(values)) > 1:
+        # No way to know where the next message starts (RFC 4475 §3.3.9).
+        raise ParseError("conflicting Content-Length")
+    return parse_uint(values[0].decode("ascii", "replace"), "Content-Length")

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,53 +14,101 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='SipAccount',
+            name="SipAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('username', models.CharField(max_length=64)),
-                ('domain', models.CharField(max_length=253)),
-                ('ha1_md5', models.CharField(editable=False, max_length=32, verbose_name='HA1 (MD5)')),
-                ('ha1_sha256', models.CharField(editable=False, max_length=64, verbose_name='HA1 (SHA-256)')),
-                ('enabled', models.BooleanField(default=True)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('user', models.OneToOneField(blank=True, help_text='The Django login tied to this SIP identity.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='sip_account', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("username", models.CharField(max_length=64)),
+                ("domain", models.CharField(max_length=253)),
+                (
+                    "ha1_md5",
+                    models.CharField(editable=False, max_length=32, verbose_name="HA1 (MD5)"),
+                ),
+                (
+                    "ha1_sha256",
+                    models.CharField(editable=False, max_length=64, verbose_name="HA1 (SHA-256)"),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        blank=True,
+                        help_text="The Django login tied to this SIP identity.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="sip_account",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'SIP account',
-                'ordering': ['domain', 'username'],
+                "verbose_name": "SIP account",
+                "ordering": ["domain", "username"],
             },
         ),
         migrations.CreateModel(
-            name='Registration',
+            name="Registration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('aor', models.CharField(db_index=True, max_length=300)),
-                ('contact', models.TextField(help_text='The Contact URI as the client sent it.')),
-                ('expires', models.DateTimeField(db_index=True)),
-                ('q', models.FloatField(blank=True, null=True)),
-                ('call_id', models.CharField(max_length=255)),
-                ('cseq', models.PositiveIntegerField()),
-                ('transport', models.CharField(max_length=8)),
-                ('received', models.CharField(help_text='Source address host:port the REGISTER came from.', max_length=64)),
-                ('connection', models.CharField(blank=True, db_index=True, help_text='The WebSocket/TCP connection the binding lives on; empty for UDP.', max_length=200)),
-                ('node', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('instance_id', models.CharField(blank=True, max_length=255)),
-                ('reg_id', models.PositiveIntegerField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=255)),
-                ('path', models.TextField(blank=True)),
-                ('updated', models.DateTimeField(auto_now=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='registrations', to='sipws.sipaccount')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("aor", models.CharField(db_index=True, max_length=300)),
+                ("contact", models.TextField(help_text="The Contact URI as the client sent it.")),
+                ("expires", models.DateTimeField(db_index=True)),
+                ("q", models.FloatField(blank=True, null=True)),
+                ("call_id", models.CharField(max_length=255)),
+                ("cseq", models.PositiveIntegerField()),
+                ("transport", models.CharField(max_length=8)),
+                (
+                    "received",
+                    models.CharField(
+                        help_text="Source address host:port the REGISTER came from.", max_length=64
+                    ),
+                ),
+                (
+                    "connection",
+                    models.CharField(
+                        blank=True,
+                        db_index=True,
+                        help_text="The WebSocket/TCP connection the binding lives on; empty for UDP.",
+                        max_length=200,
+                    ),
+                ),
+                ("node", models.CharField(blank=True, db_index=True, max_length=64)),
+                ("instance_id", models.CharField(blank=True, max_length=255)),
+                ("reg_id", models.PositiveIntegerField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=255)),
+                ("path", models.TextField(blank=True)),
+                ("updated", models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="registrations",
+                        to="sipws.sipaccount",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['aor', '-updated'],
+                "ordering": ["aor", "-updated"],
             },
         ),
         migrations.AddConstraint(
-            model_name='sipaccount',
-            constraint=models.UniqueConstraint(fields=('username', 'domain'), name='unique_sip_identity'),
+            model_name="sipaccount",
+            constraint=models.UniqueConstraint(
+                fields=("username", "domain"), name="unique_sip_identity"
+            ),
         ),
         migrations.AddIndex(
-            model_name='registration',
-            index=models.Index(fields=['aor', 'expires'], name='sipws_regis_aor_789797_idx'),
+            model_name="registration",
+            index=models.Index(fields=["aor", "expires"], name="sipws_regis_aor_789797_idx"),
         ),
     ]

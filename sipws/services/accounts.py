@@ -15,7 +15,7 @@ def split_identity(identity: str) -> tuple[str, str]:
     """'alice@example.com' (or 'sip:alice@example.com') → ('alice', 'example.com')."""
     text = identity.strip().removeprefix("sip:")
     username, at, domain = text.rpartition("@")
-    if not at or not username or not domain or any(c in text for c in " <>;:\"/"):
+    if not at or not username or not domain or any(c in text for c in ' <>;:"/'):
         raise AccountError(f"not a SIP identity user@domain: {identity!r}")
     return username, domain.lower()
 

@@ -24,7 +24,9 @@ class AuthOutcome:
     response: Response | None
 
 
-def authenticate_request(server, request: Request, realm: str, *, proxy: bool = False) -> AuthOutcome:
+def authenticate_request(
+    server, request: Request, realm: str, *, proxy: bool = False
+) -> AuthOutcome:
     """Return the authenticated, enabled account, or the 401/407/403 to answer with."""
     header = "Proxy-Authorization" if proxy else "Authorization"
     found: dict[str, SipAccount] = {}
@@ -38,15 +40,26 @@ def authenticate_request(server, request: Request, realm: str, *, proxy: bool = 
 
     now = time.time()
     result = authenticate(
-        request.headers.get_all(header), method=request.method, realm=realm,
-        lookup_ha1=lookup_ha1, nonces=server.nonces, replay=server.replay, now=now,
+        request.headers.get_all(header),
+        method=request.method,
+        realm=realm,
+        lookup_ha1=lookup_ha1,
+        nonces=server.nonces,
+        replay=server.replay,
+        now=now,
         body=request.body,
     )
     if result.ok:
         return AuthOutcome(found["account"], None)
     if result.reason in ("unknown user", "wrong password"):
-        log_once(log, f"auth:{result.username}@{realm}:{result.reason}",
-                 "authentication failed for %s@%s: %s", result.username, realm, result.reason)
+        log_once(
+            log,
+            f"auth:{result.username}@{realm}:{result.reason}",
+            "authentication failed for %s@%s: %s",
+            result.username,
+            realm,
+            result.reason,
+        )
         return AuthOutcome(None, make_response(request, 403, f"Forbidden ({result.reason})"))
     return AuthOutcome(None, challenge_response(server, request, realm, result.stale, proxy, now))
 

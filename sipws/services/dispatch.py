@@ -17,13 +17,24 @@ from ..core.errors import ParseError
 from ..core.flow import Flow
 from ..core.message import Request, Response, make_response, parse_message
 from ..core.ratelimit import RateLimiter
-from ..core.transaction import ClientTransactions, Disposition, ServerTransactions
+from ..core.transaction import (
+    ClientTransactions,
+    Disposition,
+    FinalResponse,
+    Retransmit,
+    ServerTransactions,
+    Timeout,
+)
 from .logonce import log_once
 
 log = logging.getLogger("sipws.server")
 
 Sender = Callable[[Flow, bytes], Awaitable[bool]]
-Handler = Callable[["SipServer", Request, Flow], Awaitable[Response | None]]
+# A handler answers with a response, or with (response, followup) where the followup
+# coroutine function runs once the response is sent (the NOTIFY after a SUBSCRIBE).
+Followup = Callable[[], Awaitable[None]]
+Handler = Callable[["SipServer", Request, Flow], Awaitable[Response | tuple[Response, Followup]]]
+FinalCallback = Callable[[int], Awaitable[None]]
 
 ALLOW = "REGISTER, OPTIONS, ACK, CANCEL"
 ACCEPT = "application/sdp"
@@ -48,6 +59,11 @@ class ServerConfig:
     register_max_expires: int = 3600
     register_default_expires: int = 600
     max_contacts_per_aor: int = 10
+    subscribe_expires: tuple[int, int, int] = (60, 3600, 3600)  # min, max, default
+    publish_expires: tuple[int, int, int] = (60, 3600, 3600)
+    subscribe_status: int = 200
+    max_subscriptions_per_user: int = 1000
+    max_publications_per_user: int = 100
     node: str = "local"
     # host[:port] this server puts in Via/Contact/Record-Route
     advertised: str = "127.0.0.1:5060"
@@ -73,6 +89,7 @@ class SipServer:
         self.replay = MemoryReplayGuard(lifetime=config.nonce_lifetime)
         self.limiter = RateLimiter(config.rate_limit)
         self.handlers: dict[str, Handler] = {}
+        self.pending: dict[str, tuple[Flow, FinalCallback]] = {}
         self.allow = ALLOW
 
     def route(self, method: str, handler: Handler) -> None:
@@ -93,7 +110,8 @@ class SipServer:
             await self._answer_unparsable(error, flow)
             return
         if isinstance(message, Response):
-            return  # responses to our own requests arrive with the presence engine
+            await self._handle_response(message, now)
+            return
         try:
             await self._handle_request(message, flow, now)
         except Exception:
@@ -114,8 +132,13 @@ class SipServer:
 
     async def _answer_unparsable(self, error: ParseError, flow: Flow) -> None:
         request = getattr(error, "message", None)
-        log_once(log, f"bad:{flow.remote_host}:{error.reason}", "bad message from %s: %s",
-                 flow.remote, error.reason)
+        log_once(
+            log,
+            f"bad:{flow.remote_host}:{error.reason}",
+            "bad message from %s: %s",
+            flow.remote,
+            error.reason,
+        )
         if not isinstance(request, Request) or request.method == "ACK":
             return  # nothing we could address a response to (RFC 3261 §18.3): drop
         try:
@@ -145,11 +168,16 @@ class SipServer:
             response.headers.add("Retry-After", "5")
             await self.send(flow, bytes(response))
             return
-        response = await self._dispatch(request, flow)
-        if response is not None:
-            await self._reply(request, flow, response, now, key)
+        answer = await self._dispatch(request, flow)
+        followup = None
+        if isinstance(answer, tuple):
+            answer, followup = answer
+        if answer is not None:
+            await self._reply(request, flow, answer, now, key)
+        if followup is not None:
+            await followup()  # NOTIFYs go out after the response that created the dialog
 
-    async def _dispatch(self, request: Request, flow: Flow) -> Response | None:
+    async def _dispatch(self, request: Request, flow: Flow):
         if request.max_forwards == 0 and request.method != "OPTIONS":
             return make_response(request, 483)
         scheme = request.uri.split(":", 1)[0].lower()
@@ -175,18 +203,50 @@ class SipServer:
         return response
 
     async def _reply(
-        self, request: Request, flow: Flow, response: Response, now: float, key=None,
+        self,
+        request: Request,
+        flow: Flow,
+        response: Response,
+        now: float,
+        key=None,
     ) -> None:
         data = bytes(response)
         if key is not None:
             self.transactions.send_response(key, response.status, data, now)
         await self.send(flow, data)
 
-    def handle_timers(self, now: float) -> None:
-        self.transactions.handle_timer(now)
+    async def send_request(
+        self, flow: Flow, data: bytes, branch: str, on_final: FinalCallback
+    ) -> bool:
+        """Send a request of ours (NOTIFY) in a client transaction; False if undeliverable."""
+        if not await self.send(flow, data):
+            return False
+        self.client_transactions.start(branch, data, time.time(), flow.reliable)
+        self.pending[branch] = (flow, on_final)
+        return True
 
-    def next_timer(self) -> float | None:
-        return self.transactions.get_timer()
+    async def _handle_response(self, response: Response, now: float) -> None:
+        try:
+            branch = response.top_via.branch
+        except ParseError:
+            return
+        event = self.client_transactions.receive_response(branch, response.status, now)
+        if isinstance(event, FinalResponse):
+            _, on_final = self.pending.pop(branch, (None, None))
+            if on_final is not None:
+                await on_final(response.status)
+
+    async def handle_timers(self, now: float) -> None:
+        self.transactions.handle_timer(now)
+        for event in self.client_transactions.handle_timer(now):
+            if isinstance(event, Retransmit):
+                flow, _ = self.pending.get(event.key, (None, None))
+                if flow is not None:
+                    await self.send(flow, event.data)
+            elif isinstance(event, Timeout):
+                _, on_final = self.pending.pop(event.key, (None, None))
+                if on_final is not None:
+                    await on_final(408)
 
 
 def _transaction_key(request: Request) -> tuple:

@@ -125,7 +125,9 @@ def _apply(server, request, flow, account, bindings, now) -> None:
     for binding in bindings:
         row = _find(existing, binding)
         if row is not None and row.call_id == call_id and row.cseq >= cseq:
-            raise RegisterError(make_response(request, 500, "Server Internal Error (out of order CSeq)"))
+            raise RegisterError(
+                make_response(request, 500, "Server Internal Error (out of order CSeq)")
+            )
         if binding.expires == 0:
             if row is not None:
                 row.delete()

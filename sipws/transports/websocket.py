@@ -28,7 +28,9 @@ class SipWebSocketConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         if "sip" not in self.scope.get("subprotocols", []):
-            log.info("refused WebSocket without the sip subprotocol from %s", self.scope.get("client"))
+            log.info(
+                "refused WebSocket without the sip subprotocol from %s", self.scope.get("client")
+            )
             await self.close()
             return
         if not _origin_allowed(self.scope):

@@ -33,7 +33,9 @@ class Command(BaseCommand):
             account = accounts.create_account(identity, options["password"])
             self.stdout.write(f"added {account}")
         elif action == "passwd":
-            self.stdout.write(f"password changed for {accounts.change_password(identity, options['password'])}")
+            self.stdout.write(
+                f"password changed for {accounts.change_password(identity, options['password'])}"
+            )
         elif action in ("enable", "disable"):
             account = accounts.set_enabled(identity, action == "enable")
             self.stdout.write(f"{account} {action}d")

@@ -1,0 +1,42 @@
+"""Expiry: publications, subscriptions and registrations whose time is up (RFC 3903 §6, RFC 6665 §4.2.2).
+
+Watchers of a presentity whose publication expired get the new state; a subscription
+that expired gets its final NOTIFY with `terminated;reason=timeout`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from channels.db import database_sync_to_async
+from django.db import transaction
+
+from ..event_packages import base as packages
+from ..models import ActiveWatcher, Presentity, Registration
+from . import notify
+from .subscribe import current_state, watchers_of
+
+
+async def expire(server) -> int:
+    outgoing = await database_sync_to_async(expire_now)(server)
+    await notify.send(server, outgoing)
+    return len(outgoing)
+
+
+def expire_now(server) -> list[notify.Outgoing]:
+    now = datetime.now(UTC)
+    outgoing: list[notify.Outgoing] = []
+    with transaction.atomic():
+        Registration.objects.filter(expires__lte=now).delete()
+        expired = Presentity.objects.filter(expires__lte=now)
+        changed = set(expired.values_list("uri", "event"))
+        expired.delete()
+        for uri, event in sorted(changed):
+            package = packages.get(event)
+            if package is not None:
+                state = current_state(package, uri)
+                outgoing += notify.prepare(server, watchers_of(uri, event), state)
+        ended = list(ActiveWatcher.objects.filter(expires__lte=now))
+        outgoing += notify.prepare(server, ended, None, reason="timeout")
+        ActiveWatcher.objects.filter(pk__in=[w.pk for w in ended]).delete()
+    return outgoing

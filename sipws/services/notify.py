@@ -1,0 +1,149 @@
+"""NOTIFY (RFC 6665 §4.2.2): build one per watcher inside the database work, send after it.
+
+`prepare()` runs in the request's database call: it bumps each dialog's local CSeq in
+one UPDATE and returns ready-to-send `Outgoing` messages, so a restart never reuses a
+CSeq. `send()` runs on the event loop after the commit; a watcher whose flow is gone or
+whose NOTIFY fails with 404/408/481 loses that subscription only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from channels.db import database_sync_to_async
+from django.db.models import F
+
+from ..core.flow import Flow
+from ..core.message import Headers, Request, new_branch
+from ..event_packages import base as packages
+from ..models import ActiveWatcher, SubscriptionStatus
+
+log = logging.getLogger("sipws.notify")
+ENDS_SUBSCRIPTION = frozenset({404, 408, 481})
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    watcher_id: int
+    flow: Flow
+    data: bytes
+    branch: str
+    final: bool  # the subscription ends with this NOTIFY
+
+
+def server_contact(server, flow: Flow) -> str:
+    return f"<sip:{server.config.advertised};transport={flow.transport}>"
+
+
+def state_header(watcher: ActiveWatcher, now: datetime, reason: str | None) -> str:
+    if reason is not None:
+        return f"terminated;reason={reason}"
+    left = max(0, int((watcher.expires - now).total_seconds()))
+    return f"{watcher.status};expires={left}"
+
+
+def prepare(
+    server, watchers: list[ActiveWatcher], state: bytes | None, *, reason: str | None = None
+) -> list[Outgoing]:
+    """NOTIFYs for these watchers carrying `state` (None: no body); `reason` terminates."""
+    if not watchers:
+        return []
+    ActiveWatcher.objects.filter(pk__in=[w.pk for w in watchers]).update(
+        local_cseq=F("local_cseq") + 1
+    )
+    now = datetime.now(UTC)
+    out = []
+    for watcher in watchers:
+        watcher.local_cseq += 1
+        package = packages.get(watcher.event)
+        body = None
+        if watcher.status == SubscriptionStatus.ACTIVE and package is not None:
+            body = package.notify_body(state, None)
+        out.append(_build(server, watcher, body, package, now, reason))
+    return out
+
+
+def _build(server, watcher, body, package, now, reason) -> Outgoing:
+    flow = Flow.deserialize(watcher.flow)
+    branch = new_branch()
+    headers = Headers()
+    headers.add(
+        "Via", f"SIP/2.0/{flow.via_transport} {server.config.advertised};branch={branch};rport"
+    )
+    headers.add("Max-Forwards", "70")
+    headers.add("From", f"<{watcher.presentity_uri}>;tag={watcher.to_tag}")
+    headers.add("To", f"<{watcher.watcher_uri}>;tag={watcher.from_tag}")
+    headers.add("Call-ID", watcher.call_id)
+    headers.add("CSeq", f"{watcher.local_cseq} NOTIFY")
+    for route in filter(None, watcher.route_set.split("\n")):
+        headers.add("Route", route)
+    headers.add("Contact", server_contact(server, flow))
+    event = watcher.event + (f";id={watcher.event_id}" if watcher.event_id else "")
+    headers.add("Event", event)
+    headers.add("Subscription-State", state_header(watcher, now, reason))
+    if body is not None:
+        headers.add("Content-Type", package.content_types[0])
+    request = Request("NOTIFY", watcher.contact, headers, body or b"")
+    return Outgoing(watcher.pk, flow, bytes(request), branch, reason is not None)
+
+
+async def send(server, outgoing: list[Outgoing]) -> None:
+    """Send NOTIFYs; each failure ends only its own subscription."""
+    gone = []
+    for item in outgoing:
+        delivered = await server.send_request(
+            item.flow, item.data, item.branch, _on_final(server, item)
+        )
+        if not delivered and not item.final:
+            gone.append(item.watcher_id)
+    if gone:
+        log.info("ending %d subscriptions whose flow is gone", len(gone))
+        await database_sync_to_async(end_subscriptions)(gone)
+
+
+def _on_final(server, item: Outgoing):
+    async def on_final(status: int) -> None:
+        if status in ENDS_SUBSCRIPTION and not item.final:
+            log.info("NOTIFY answered %d: ending subscription %d", status, item.watcher_id)
+            await database_sync_to_async(end_subscriptions)([item.watcher_id])
+
+    return on_final
+
+
+def end_subscriptions(ids: list[int]) -> None:
+    ActiveWatcher.objects.filter(pk__in=ids).delete()
+
+
+class PresentityLocks:
+    """One asyncio lock per (presentity, event): changes and their NOTIFYs keep arrival order."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._users: defaultdict[tuple[str, str], int] = defaultdict(int)
+
+    def __call__(self, uri: str, event: str) -> _Held:
+        return _Held(self, (uri, event))
+
+
+class _Held:
+    def __init__(self, owner: PresentityLocks, key: tuple[str, str]) -> None:
+        self.owner, self.key = owner, key
+
+    async def __aenter__(self) -> None:
+        lock = self.owner._locks.setdefault(self.key, asyncio.Lock())
+        self.owner._users[self.key] += 1
+        await lock.acquire()
+
+    async def __aexit__(self, *exc) -> None:
+        self.owner._locks[self.key].release()
+        self.owner._users[self.key] -= 1
+        if self.owner._users[self.key] == 0:
+            del self.owner._users[self.key]
+            del self.owner._locks[self.key]
+
+
+presentity_lock = PresentityLocks()

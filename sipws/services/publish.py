@@ -1,0 +1,152 @@
+"""PUBLISH (RFC 3903): initial, refresh, modify and remove publications of any package.
+
+Changes to one presentity are serialized (one lock per presentity and event), so
+watchers see states in arrival order. The aggregate is built once per change; each
+watcher's NOTIFY is cut from it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from channels.db import database_sync_to_async
+from django.db import transaction
+from django.db.models import Q
+
+from ..core.errors import ParseError
+from ..core.flow import Flow
+from ..core.message import Request, make_response
+from ..event_packages.base import BadBody
+from ..models import Presentity
+from . import notify
+from .common import Reject, authenticated_sender, bounded_expires, event_package, resource_aor
+from .subscribe import current_state, watchers_of
+
+
+async def handle_publish(server, request: Request, flow: Flow):
+    try:
+        package = event_package(request, publishing=True)
+        expires = bounded_expires(request, server.config.publish_expires)
+        presentity = resource_aor(server, request)
+        etag = request.headers.get("SIP-If-Match")
+        _check_body(request, package, etag)
+    except Reject as reject:
+        return reject.response
+    async with notify.presentity_lock(presentity, package.name):
+        response, outgoing = await database_sync_to_async(do_publish)(
+            server, request, package, expires, presentity, etag
+        )
+    if not outgoing:
+        return response
+    return response, partial(notify.send, server, outgoing)
+
+
+def _check_body(request: Request, package, etag: str | None) -> None:
+    if not request.body:
+        if etag is None:
+            raise Reject(make_response(request, 400, "Bad Request (initial PUBLISH needs a body)"))
+        return
+    try:
+        content_type = request.headers.get("Content-Type") or ""
+        package.validate(request.body, content_type)
+    except BadBody as error:
+        response = make_response(request, error.status, f"{_reason(error.status)} ({error.reason})")
+        if error.status == 415:
+            response.headers.add("Accept", ", ".join(package.content_types))
+        raise Reject(response) from None
+    except ParseError:
+        raise Reject(make_response(request, 400, "Bad Request (bad Content-Type)")) from None
+
+
+def _reason(status: int) -> str:
+    return "Unsupported Media Type" if status == 415 else "Bad Request"
+
+
+def do_publish(server, request, package, expires, presentity, etag):
+    try:
+        account = authenticated_sender(server, request)
+        if account.aor != presentity:
+            raise Reject(make_response(request, 403, "Forbidden (not your presentity)"))
+        with transaction.atomic():
+            new_etag, changed = _apply(server, request, package, expires, presentity, etag, account)
+            outgoing = []
+            if changed:
+                state = current_state(package, presentity)
+                outgoing = notify.prepare(server, watchers_of(presentity, package.name), state)
+    except Reject as reject:
+        return reject.response, []
+    response = make_response(request, 200)
+    if new_etag is not None:
+        response.headers.add("SIP-ETag", new_etag)
+    response.headers.add("Expires", str(expires))
+    return response, outgoing
+
+
+def _apply(server, request, package, expires, presentity, etag, account):
+    """Write the publication; return (the new entity-tag or None, whether state changed)."""
+    now = datetime.now(UTC)
+    rows = Presentity.objects.filter(uri=presentity, event=package.name)
+    if etag is not None:
+        row = rows.filter(etag=etag.strip().strip('"'), expires__gt=now).select_for_update().first()
+        if row is None:
+            raise Reject(make_response(request, 412))
+        if expires == 0:
+            row.delete()
+            return None, True
+        row.etag = _new_etag()
+        row.expires = now + timedelta(seconds=expires)
+        if request.body:
+            _set_body(row, request)
+        row.save()
+        return row.etag, bool(request.body)
+    # A client re-PUBLISHing a body without SIP-If-Match replaces its own publication
+    # (same Contact or Call-ID) instead of piling up duplicates.
+    removed, _ = _same_device(rows, request).delete()
+    if expires == 0:
+        return None, bool(removed)
+    published = Presentity.objects.filter(publisher=account.aor).count()
+    if not removed and published >= server.config.max_publications_per_user:
+        response = make_response(request, 503, "Service Unavailable (too many publications)")
+        response.headers.add("Retry-After", "60")
+        raise Reject(response)
+    row = Presentity(
+        uri=presentity,
+        event=package.name,
+        etag=_new_etag(),
+        expires=now + timedelta(seconds=expires),
+        publisher=account.aor,
+        sender=_sender(request),
+        call_id=request.call_id,
+    )
+    _set_body(row, request)
+    row.save()
+    return row.etag, True
+
+
+def _same_device(rows, request):
+    match = Q(call_id=request.call_id)
+    sender = _sender(request)
+    if sender:
+        match |= Q(sender=sender)
+    return rows.filter(match)
+
+
+def _sender(request: Request) -> str:
+    try:
+        contacts = request.contacts
+    except ParseError:
+        return ""
+    return str(contacts[0].uri) if contacts else ""
+
+
+def _set_body(row: Presentity, request: Request) -> None:
+    row.body = request.body
+    row.content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    row.received_time = time.time()
+
+
+def _new_etag() -> str:
+    return secrets.token_urlsafe(12)

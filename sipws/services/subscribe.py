@@ -1,0 +1,182 @@
+"""SUBSCRIBE (RFC 6665 §4.2.1): create, refresh, fetch and end subscriptions of any package.
+
+The engine knows no package by name: the Event header picks the package, which supplies
+the state (aggregate or neutral) and the per-watcher view. One database call per
+SUBSCRIBE; the NOTIFY follows the response.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from channels.db import database_sync_to_async
+from django.db import transaction
+
+from ..core.flow import Flow
+from ..core.message import Request, make_response, new_tag
+from ..event_packages import base as packages
+from ..event_packages.base import Publication, media_type
+from ..models import ActiveWatcher, Presentity, SipAccount, SubscriptionStatus, Watcher
+from . import notify, policy
+from .common import Reject, authenticated_sender, bounded_expires, event_package, resource_aor
+
+
+async def handle_subscribe(server, request: Request, flow: Flow):
+    try:
+        package = event_package(request)
+        expires = bounded_expires(request, server.config.subscribe_expires)
+        _check_accept(request, package)
+        presentity = resource_aor(server, request)
+        if not request.contacts:
+            raise Reject(make_response(request, 400, "Bad Request (missing Contact)"))
+    except Reject as reject:
+        return reject.response
+    async with notify.presentity_lock(presentity, package.name):
+        response, outgoing = await database_sync_to_async(do_subscribe)(
+            server, request, flow, package, expires, presentity
+        )
+    if not outgoing:
+        return response
+    return response, partial(notify.send, server, outgoing)
+
+
+def _check_accept(request: Request, package) -> None:
+    """Accept negotiation (RFC 6665 §4.2.1.1): 406 if the package's type is not accepted."""
+    accepted = [media_type(value) for value in request.headers.get_all("Accept")]
+    if not accepted:
+        return
+    for offered in package.content_types:
+        kind = offered.split("/")[0]
+        if offered in accepted or "*/*" in accepted or f"{kind}/*" in accepted:
+            return
+    response = make_response(request, 406)
+    response.headers.add("Accept", ", ".join(package.content_types))
+    raise Reject(response)
+
+
+def do_subscribe(server, request, flow, package, expires, presentity):
+    try:
+        account = authenticated_sender(server, request)
+        with transaction.atomic():
+            if request.to.tag:
+                return _refresh(server, request, flow, package, expires, account)
+            return _create(server, request, flow, package, expires, presentity, account)
+    except Reject as reject:
+        return reject.response, []
+
+
+def _create(server, request, flow, package, expires, presentity, account):
+    username, _, domain = presentity.removeprefix("sip:").rpartition("@")
+    if not SipAccount.objects.filter(username=username, domain=domain, enabled=True).exists():
+        raise Reject(make_response(request, 404, "Not Found (no such presentity)"))
+    limit = server.config.max_subscriptions_per_user
+    if ActiveWatcher.objects.filter(watcher_uri=account.aor).count() >= limit:
+        response = make_response(request, 503, "Service Unavailable (too many subscriptions)")
+        response.headers.add("Retry-After", "60")
+        raise Reject(response)
+    decision = policy.decide(package.name, account.aor, presentity)
+    _record_watcher(presentity, account.aor, request, package, decision)
+    now = datetime.now(UTC)
+    event = request.event
+    watcher = ActiveWatcher.objects.create(
+        presentity_uri=presentity,
+        watcher_uri=account.aor,
+        watcher_display=request.from_.display_name or "",
+        event=package.name,
+        event_id=event.id or "",
+        call_id=request.call_id,
+        from_tag=request.from_.tag or "",
+        to_tag=new_tag(),
+        remote_cseq=request.cseq.number,
+        contact=str(request.contacts[0].uri),
+        route_set="\n".join(request.headers.get_all("Record-Route")),
+        flow=flow.serialize(),
+        connection=flow.connection,
+        node=server.config.node,
+        accept=", ".join(request.headers.get_all("Accept")),
+        expires=now + timedelta(seconds=expires),
+        status=decision.status,
+        reason=decision.reason,
+        user_agent=(request.headers.get("User-Agent") or "")[:255],
+    )
+    return _answer(server, request, flow, package, watcher, expires)
+
+
+def _refresh(server, request, flow, package, expires, account):
+    watcher = (
+        ActiveWatcher.objects.filter(
+            call_id=request.call_id, from_tag=request.from_.tag or "", to_tag=request.to.tag
+        )
+        .select_for_update()
+        .first()
+    )
+    if watcher is None or watcher.event != package.name:
+        raise Reject(make_response(request, 481))
+    if watcher.watcher_uri != account.aor:
+        raise Reject(make_response(request, 403, "Forbidden (not your subscription)"))
+    if request.cseq.number <= watcher.remote_cseq:
+        raise Reject(make_response(request, 500, "Server Internal Error (CSeq out of order)"))
+    watcher.remote_cseq = request.cseq.number
+    watcher.expires = datetime.now(UTC) + timedelta(seconds=expires)
+    watcher.flow = flow.serialize()  # a client that reconnected is reached on its new flow
+    watcher.connection = flow.connection
+    watcher.contact = str(request.contacts[0].uri)
+    watcher.save()
+    return _answer(server, request, flow, package, watcher, expires)
+
+
+def _answer(server, request, flow, package, watcher, expires):
+    """The 200/202 and the immediate NOTIFY; Expires: 0 makes it the final one (fetch)."""
+    reason = None
+    if expires == 0:
+        reason = "timeout"
+    elif watcher.status == SubscriptionStatus.TERMINATED:
+        reason = watcher.reason or "rejected"
+    state = current_state(package, watcher.presentity_uri)
+    outgoing = notify.prepare(server, [watcher], state, reason=reason)
+    if reason is not None:
+        watcher.delete()
+    response = make_response(request, server.config.subscribe_status, to_tag=watcher.to_tag)
+    response.headers.add("Expires", str(expires))
+    response.headers.add("Contact", notify.server_contact(server, flow))
+    for route in request.headers.get_all("Record-Route"):
+        response.headers.add("Record-Route", route)
+    return response, outgoing
+
+
+def current_state(package, presentity: str) -> bytes | None:
+    """The package's view of all live publications, or its neutral state."""
+    rows = Presentity.objects.filter(
+        uri=presentity, event=package.name, expires__gt=datetime.now(UTC)
+    ).order_by("-received_time")
+    publications = [
+        Publication(bytes(r.body), r.content_type, r.etag, r.received_time, r.sender) for r in rows
+    ]
+    if publications:
+        return package.aggregate(presentity, publications)
+    return package.neutral_body(presentity)
+
+
+def _record_watcher(presentity, watcher_aor, request, package, decision) -> None:
+    Watcher.objects.update_or_create(
+        presentity_uri=presentity,
+        watcher_uri=watcher_aor,
+        event=package.name,
+        defaults={
+            "status": decision.status,
+            "reason": decision.reason,
+            "watcher_display": request.from_.display_name or "",
+        },
+    )
+
+
+def watchers_of(presentity: str, event: str) -> list[ActiveWatcher]:
+    return list(
+        ActiveWatcher.objects.filter(presentity_uri=presentity, event=event).exclude(
+            status=SubscriptionStatus.TERMINATED
+        )
+    )
+
+
+__all__ = ["handle_subscribe", "current_state", "watchers_of", "packages"]
