@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 
-from .models import Registration, SipAccount
+from .models import ActiveWatcher, Presentity, Registration, SipAccount, Watcher
 from .services import accounts
 
 
@@ -90,3 +90,29 @@ class RegistrationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(Presentity)
+class PresentityAdmin(admin.ModelAdmin):
+    list_display = ["uri", "event", "etag", "expires", "publisher", "sender"]
+    list_filter = ["event"]
+    search_fields = ["uri", "publisher", "sender"]
+    readonly_fields = ["body_text"]
+
+    @admin.display(description="body")
+    def body_text(self, publication):
+        return bytes(publication.body).decode("utf-8", "replace")
+
+
+@admin.register(ActiveWatcher)
+class ActiveWatcherAdmin(admin.ModelAdmin):
+    list_display = ["watcher_uri", "presentity_uri", "event", "status", "expires", "user_agent"]
+    list_filter = ["event", "status"]
+    search_fields = ["watcher_uri", "presentity_uri", "call_id"]
+
+
+@admin.register(Watcher)
+class WatcherAdmin(admin.ModelAdmin):
+    list_display = ["watcher_uri", "presentity_uri", "event", "status", "reason", "inserted_time"]
+    list_filter = ["event", "status"]
+    search_fields = ["watcher_uri", "presentity_uri"]

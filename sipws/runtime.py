@@ -31,6 +31,7 @@ log = logging.getLogger("sipws.runtime")
 NODE_ID = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 _server: SipServer | None = None
 _tasks: set[asyncio.Task] = set()
+_listeners: list = []
 
 
 def build_config(advertised: str | None = None) -> ServerConfig:
@@ -154,9 +155,10 @@ async def start_sip_listeners(stdout) -> None:
     endpoint, udp_addr = await open_udp(udp_host, udp_port, server.receive, sip["UDP_RCVBUF"])
     delivery.udp = endpoint
     tcp_host, tcp_port = split_bind(sip["TCP_BIND"])
-    _, tcp_addr = await open_tcp(
+    tcp_server, tcp_addr = await open_tcp(
         tcp_host, tcp_port, server.receive, connection_closed, delivery.tcp, sip["MAX_MESSAGE_SIZE"]
     )
+    _listeners.extend([endpoint.transport, tcp_server])
     set_advertised(_hostport(udp_addr))
     stdout.write(f"SIP UDP listening on {_hostport(udp_addr)}\n")
     stdout.write(f"SIP TCP listening on {_hostport(tcp_addr)}\n")
@@ -166,3 +168,13 @@ async def start_sip_listeners(stdout) -> None:
 def _hostport(addr) -> str:
     host, port = addr[0], addr[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def drain(timeout: float = 10.0) -> None:
+    """Graceful stop: accept no new SIP messages, let requests in flight finish."""
+    for listener in _listeners:
+        listener.close()
+    _listeners.clear()
+    if _server is not None and _server.in_flight:
+        log.info("waiting for %d SIP requests in flight", len(_server.in_flight))
+        await asyncio.wait(set(_server.in_flight), timeout=timeout)

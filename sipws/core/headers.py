@@ -248,8 +248,7 @@ def parse_max_forwards(text: str) -> int:
 def parse_content_type(text: str) -> str:
     """The media type of Content-Type without parameters, lowercase."""
     media, _, _ = text.partition(";")
-    media = "".join(media.split()).lower()
-    kind, slash, sub = media.partition("/")
+    kind, slash, sub = (part.strip().lower() for part in media.partition("/"))
     if not slash or not is_token(kind) or not is_token(sub):
         raise ParseError("bad Content-Type")
-    return media
+    return f"{kind}/{sub}"

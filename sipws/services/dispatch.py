@@ -7,6 +7,7 @@ so it never imports a transport. Method handlers are coroutines registered by na
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -90,6 +91,7 @@ class SipServer:
         self.limiter = RateLimiter(config.rate_limit)
         self.handlers: dict[str, Handler] = {}
         self.pending: dict[str, tuple[Flow, FinalCallback]] = {}
+        self.in_flight: set[asyncio.Task] = set()
         self.allow = ALLOW
 
     def route(self, method: str, handler: Handler) -> None:
@@ -100,6 +102,14 @@ class SipServer:
 
     async def receive(self, data: bytes, flow: Flow) -> None:
         """Handle one received message; never raises (one bad peer must not hurt others)."""
+        task = asyncio.current_task()
+        self.in_flight.add(task)
+        try:
+            await self._receive(data, flow)
+        finally:
+            self.in_flight.discard(task)
+
+    async def _receive(self, data: bytes, flow: Flow) -> None:
         now = time.time()
         if not self.limiter.allow(flow.remote_host, now):
             log_once(log, f"rate:{flow.remote_host}", "rate limit exceeded by %s", flow.remote)

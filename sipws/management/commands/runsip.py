@@ -65,6 +65,15 @@ class Command(BaseCommand):
         server.run()
 
     def _start_sip(self):
+        from twisted.internet import reactor
+        from twisted.internet.defer import Deferred
+
+        # SIGTERM: finish the SIP requests in flight before Daphne closes the loop.
+        reactor.addSystemEventTrigger(
+            "before",
+            "shutdown",
+            lambda: Deferred.fromFuture(asyncio.ensure_future(runtime.drain())),
+        )
         loop = asyncio.get_event_loop()
         task = loop.create_task(runtime.start_sip_listeners(self.stdout))
         task.add_done_callback(self._check_started)
