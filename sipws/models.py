@@ -1,4 +1,4 @@
-"""SIP state kept in the database: accounts and their registrations (Kamailio: subscriber, location)."""
+"""SIP state in the database: accounts, registrations, publications, subscriptions."""
 
 from django.conf import settings
 from django.db import models

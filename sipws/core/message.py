@@ -1,8 +1,9 @@
 """SIP messages (RFC 3261 §7, §20, §25): parse bytes into Request/Response, serialize back.
 
-`parse_message(data)` checks what a server needs before it can act: the start line, the
-mandatory headers (Via, To, From, Call-ID, CSeq) and Content-Length. Typed header values
-are parsed lazily, when a handler asks for them. `make_response()` builds a response
+`parse_message(data)` checks what a server needs before it can act: the start line and
+Request-URI, the mandatory headers (Via, To, From, Call-ID, CSeq) and Contact, headers
+that may appear once, and Content-Length. Other typed header values are parsed lazily,
+when a handler asks for them. `make_response()` builds a response
 from a request as §8.2.6 says.
 """
 
@@ -342,10 +343,12 @@ def _check(message: Request | Response, stream: bool) -> None:
         if message.cseq.method != message.method:
             raise ParseError("CSeq method does not match the request method")
         message.max_forwards  # noqa: B018  (validates the value)
-        uri = parse_uri(message.uri)
-        # Escaped headers have no meaning in a Request-URI (RFC 4475 §3.1.2.11).
-        if isinstance(uri, SipUri) and uri.headers is not None:
-            raise ParseError("headers in the Request-URI")
+        if message.uri_scheme in ("sip", "sips"):
+            # Escaped headers have no meaning in a Request-URI (RFC 4475 §3.1.2.11).
+            if message.sip_uri.headers is not None:
+                raise ParseError("headers in the Request-URI")
+        else:
+            parse_uri(message.uri)  # well formed; the application answers 416 (§8.2.2.1)
         message.contacts  # noqa: B018
 
 

@@ -195,7 +195,7 @@ class NameAddr:
                 raise ParseError("quoted display name without <URI>")
             uri_text, params_text = _bracketed(rest[1:])
             bracketed = True
-        elif "<" in text:
+        elif "<" in text.partition('"')[0]:  # a '<' in a quoted param value is no name-addr
             head, _, rest = text.partition("<")
             display = _unquoted_display_name(head)
             uri_text, params_text = _bracketed(rest)

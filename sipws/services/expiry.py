@@ -1,4 +1,4 @@
-"""Expiry: publications, subscriptions and registrations whose time is up (RFC 3903 §6, RFC 6665 §4.2.2).
+"""Expiry of publications, subscriptions and registrations (RFC 3903 §6, RFC 6665 §4.2.2).
 
 Watchers of a presentity whose publication expired get the new state; a subscription
 that expired gets its final NOTIFY with `terminated;reason=timeout`.
@@ -23,8 +23,9 @@ async def expire(server) -> int:
     return len(outgoing)
 
 
-def expire_now(server) -> list[notify.Outgoing]:
-    now = datetime.now(UTC)
+def expire_now(server, now: datetime | None = None) -> list[notify.Outgoing]:
+    """Expire everything due at `now` (tests pass a time; the timer loop passes none)."""
+    now = now or datetime.now(UTC)
     outgoing: list[notify.Outgoing] = []
     with transaction.atomic():
         Registration.objects.filter(expires__lte=now).delete()
@@ -34,9 +35,9 @@ def expire_now(server) -> list[notify.Outgoing]:
         for uri, event in sorted(changed):
             package = packages.get(event)
             if package is not None:
-                state = current_state(package, uri)
-                outgoing += notify.prepare(server, watchers_of(uri, event), state)
+                state = current_state(package, uri, now)
+                outgoing += notify.prepare(server, watchers_of(uri, event), state, now=now)
         ended = list(ActiveWatcher.objects.filter(expires__lte=now))
-        outgoing += notify.prepare(server, ended, None, reason="timeout")
+        outgoing += notify.prepare(server, ended, None, reason="timeout", now=now)
         ActiveWatcher.objects.filter(pk__in=[w.pk for w in ended]).delete()
     return outgoing

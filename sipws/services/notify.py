@@ -42,12 +42,17 @@ def server_contact(server, flow: Flow) -> str:
 def state_header(watcher: ActiveWatcher, now: datetime, reason: str | None) -> str:
     if reason is not None:
         return f"terminated;reason={reason}"
-    left = max(0, int((watcher.expires - now).total_seconds()))
+    left = max(0, round((watcher.expires - now).total_seconds()))
     return f"{watcher.status};expires={left}"
 
 
 def prepare(
-    server, watchers: list[ActiveWatcher], state: bytes | None, *, reason: str | None = None
+    server,
+    watchers: list[ActiveWatcher],
+    state: bytes | None,
+    *,
+    reason: str | None = None,
+    now: datetime | None = None,
 ) -> list[Outgoing]:
     """NOTIFYs for these watchers carrying `state` (None: no body); `reason` terminates."""
     if not watchers:
@@ -55,7 +60,7 @@ def prepare(
     ActiveWatcher.objects.filter(pk__in=[w.pk for w in watchers]).update(
         local_cseq=F("local_cseq") + 1
     )
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     out = []
     for watcher in watchers:
         watcher.local_cseq += 1

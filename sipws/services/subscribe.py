@@ -15,7 +15,6 @@ from django.db import transaction
 
 from ..core.flow import Flow
 from ..core.message import Request, make_response, new_tag
-from ..event_packages import base as packages
 from ..event_packages.base import Publication, media_type
 from ..models import ActiveWatcher, Presentity, SipAccount, SubscriptionStatus, Watcher
 from . import notify, policy
@@ -145,10 +144,10 @@ def _answer(server, request, flow, package, watcher, expires):
     return response, outgoing
 
 
-def current_state(package, presentity: str) -> bytes | None:
+def current_state(package, presentity: str, now: datetime | None = None) -> bytes | None:
     """The package's view of all live publications, or its neutral state."""
     rows = Presentity.objects.filter(
-        uri=presentity, event=package.name, expires__gt=datetime.now(UTC)
+        uri=presentity, event=package.name, expires__gt=now or datetime.now(UTC)
     ).order_by("-received_time")
     publications = [
         Publication(bytes(r.body), r.content_type, r.etag, r.received_time, r.sender) for r in rows
@@ -178,5 +177,3 @@ def watchers_of(presentity: str, event: str) -> list[ActiveWatcher]:
         )
     )
 
-
-__all__ = ["handle_subscribe", "current_state", "watchers_of", "packages"]

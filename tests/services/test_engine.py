@@ -1,0 +1,168 @@
+"""The presence engine's database actions with injected time: no sleeping through expiries."""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sipws.core.flow import Flow
+from sipws.core.message import parse_message
+from sipws.event_packages import base as packages
+from sipws.event_packages.presence import PresencePackage
+from sipws.models import ActiveWatcher, Presentity
+from sipws.services.accounts import create_account
+from sipws.services.dispatch import ServerConfig, SipServer
+from sipws.services.expiry import expire_now
+from sipws.services.publish import do_publish
+from sipws.services.subscribe import do_subscribe
+from tests.sipclient import digest_response
+
+pytestmark = pytest.mark.django_db
+PIDF = (
+    '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@localhost">'
+    '<tuple id="{id}"><status><basic>open</basic></status><note>{note}</note></tuple></presence>'
+)
+UDP_WATCHER = Flow("udp", "127.0.0.1", 40000)
+
+
+async def _unused_send(flow, data):  # the actions under test only build messages
+    return True
+
+
+@pytest.fixture
+def server(settings):
+    settings.SIP = {**settings.SIP, "DOMAINS": ["localhost"]}
+    create_account("alice@localhost", "secret", create_login=False)
+    create_account("bob@localhost", "secret", create_login=False)
+    packages.register(PresencePackage(neutral="none"))
+    return SipServer(ServerConfig(domains=["localhost"], secret=b"k" * 32), _unused_send)
+
+
+def _request(
+    server,
+    method,
+    user,
+    *,
+    target="alice",
+    headers=(),
+    body="",
+    cseq=1,
+    call_id="c1",
+    to_tag=None,
+    contact_port=40000,
+):
+    uri = f"sip:{target}@localhost"
+    nonce = server.nonces.make(time.time())
+    auth = digest_response(method, uri, user, "localhost", "secret", nonce, nc=cseq)
+    to = f"<{uri}>" + (f";tag={to_tag}" if to_tag else "")
+    text = "\r\n".join(
+        [
+            f"{method} {uri} SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bK" + f"{time.time_ns()}",
+            f"From: <sip:{user}@localhost>;tag=ft-{user}",
+            f"To: {to}",
+            f"Call-ID: {call_id}",
+            f"CSeq: {cseq} {method}",
+            f"Contact: <sip:{user}@127.0.0.1:{contact_port}>",
+            f"Authorization: {auth}",
+            *headers,
+            f"Content-Length: {len(body)}",
+            "",
+            body,
+        ]
+    )
+    return parse_message(text.encode())
+
+
+def _publish(
+    server, note, *, expires=60, etag=None, tuple_id="t1", call_id="p1", cseq=1, contact_port=40000
+):
+    headers = ["Event: presence", f"Expires: {expires}"]
+    body = ""
+    if note is not None:
+        headers.append("Content-Type: application/pidf+xml")
+        body = PIDF.format(id=tuple_id, note=note)
+    if etag:
+        headers.append(f"SIP-If-Match: {etag}")
+    request = _request(
+        server,
+        "PUBLISH",
+        "alice",
+        headers=headers,
+        body=body,
+        call_id=call_id,
+        cseq=cseq,
+        contact_port=contact_port,
+    )
+    package = packages.get("presence")
+    return do_publish(server, request, package, expires, "sip:alice@localhost", etag)
+
+
+def _subscribe(server, expires=600):
+    request = _request(server, "SUBSCRIBE", "bob", headers=["Event: presence"], call_id="s1")
+    package = packages.get("presence")
+    return do_subscribe(server, request, UDP_WATCHER, package, expires, "sip:alice@localhost")
+
+
+def _notify(outgoing):
+    return parse_message(outgoing.data)
+
+
+def test_subscription_expiry_sends_final_notify_and_deletes_the_dialog(server):
+    response, outgoing = _subscribe(server, expires=600)
+    assert response.status == 200 and len(outgoing) == 1
+    assert _notify(outgoing[0]).headers.get("Subscription-State") == "active;expires=600"
+
+    later = datetime.now(UTC) + timedelta(seconds=300)
+    assert expire_now(server, later) == []  # nothing is due yet
+    final = expire_now(server, datetime.now(UTC) + timedelta(seconds=601))
+    assert len(final) == 1
+    notify = _notify(final[0])
+    assert notify.headers.get("Subscription-State") == "terminated;reason=timeout"
+    assert notify.cseq.number == 2
+    assert not ActiveWatcher.objects.exists()
+
+
+def test_publication_expiry_notifies_watchers_with_the_remaining_state(server):
+    _subscribe(server, expires=3600)
+    _publish(server, "desk", expires=60, tuple_id="desk", call_id="p-desk")
+    _, outgoing = _publish(
+        server, "mobile", expires=600, tuple_id="mobile", call_id="p-mob", contact_port=40002
+    )
+    both = _notify(outgoing[0]).body
+    assert b'id="mobile"' in both and b'id="desk"' in both
+
+    changed = expire_now(server, datetime.now(UTC) + timedelta(seconds=61))
+    assert len(changed) == 1
+    body = _notify(changed[0]).body
+    assert b'id="mobile"' in body and b'id="desk"' not in body
+    assert list(Presentity.objects.values_list("sender", flat=True)) == [
+        "sip:alice@127.0.0.1:40002"
+    ]
+
+    gone = expire_now(server, datetime.now(UTC) + timedelta(seconds=601))
+    assert len(gone) == 1 and _notify(gone[0]).body == b""  # neutral state: no body
+    assert not Presentity.objects.exists()
+
+
+def test_local_cseq_strictly_increases_across_changes(server):
+    _subscribe(server)
+    etag = None
+    seen = []
+    for n in range(5):
+        response, outgoing = _publish(server, f"n{n}", etag=etag, cseq=n + 1)
+        etag = response.headers.get("SIP-ETag")
+        seen.append(_notify(outgoing[0]).cseq.number)
+    assert seen == [2, 3, 4, 5, 6]
+    assert ActiveWatcher.objects.get().local_cseq == 6
+
+
+def test_refresh_without_body_changes_the_etag_but_sends_no_notify(server):
+    _subscribe(server)
+    response, _ = _publish(server, "first")
+    old = response.headers.get("SIP-ETag")
+    refreshed, outgoing = _publish(server, None, etag=old, cseq=2)
+    assert refreshed.status == 200 and outgoing == []
+    assert refreshed.headers.get("SIP-ETag") not in (None, old)
+    stale, _ = _publish(server, None, etag=old, cseq=3)
+    assert stale.status == 412
