@@ -4,6 +4,7 @@ Unset DATABASE_URL and REDIS_URL give the embedded default: SQLite in WAL mode a
 in-process channel layer, one process. Setting both gives the scale-out mode.
 """
 
+import asyncio
 import os
 import secrets
 from pathlib import Path
@@ -75,6 +76,13 @@ def _sqlite(path) -> dict:
         },
     }
 
+
+# uvloop must be the loop policy before daphne installs its Twisted reactor, which
+# happens when Django loads the daphne app: settings are the earliest shared hook.
+if env_bool("SIP_UVLOOP", True):
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _persistent_secret()
 DEBUG = env_bool("DJANGO_DEBUG", False)

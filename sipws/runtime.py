@@ -79,13 +79,22 @@ def split_bind(text: str) -> tuple[str, int]:
 def get_server() -> SipServer:
     global _server
     if _server is None:
-        _server = SipServer(build_config(), delivery.send)
+        _server = SipServer(build_config(), delivery.send, _replay_guard())
         _server.route("REGISTER", handle_register)
         _server.route("SUBSCRIBE", handle_subscribe)
         _server.route("PUBLISH", handle_publish)
         packages.register(PresencePackage(neutral=settings.SIP["NEUTRAL_BODY"]))
         _spawn(_timer_loop(_server))
     return _server
+
+
+def _replay_guard():
+    """Nonce-counts live in Redis when nodes share it, in process otherwise."""
+    if not settings.REDIS_URL:
+        return None
+    from .services.replay import RedisReplayGuard
+
+    return RedisReplayGuard(settings.REDIS_URL, settings.SIP["NONCE_LIFETIME"])
 
 
 def set_advertised(address: str) -> None:

@@ -141,15 +141,17 @@ def split_hostport(text: str) -> tuple[str, int | None]:
         if end < 0:
             raise ParseError("unterminated IPv6 reference")
         host, rest = text[: end + 1], text[end + 1 :]
+        rest = rest.strip()
         if rest and not rest.startswith(":"):
             raise ParseError("junk after IPv6 reference")
-        port_text = rest[1:] if rest else None
+        port_text = rest[1:].strip() if rest else None
         try:
             ipaddress.IPv6Address(host[1:-1])
         except ValueError:
             raise ParseError(f"bad IPv6 reference {host[:60]!r}") from None
     else:
-        host, colon, port_text = text.partition(":")
+        # COLON = SWS ":" SWS (§25.1): a Via sent-by may have LWS around the colon.
+        host, colon, port_text = (part.strip() for part in text.partition(":"))
         if not colon:
             port_text = None
         if not _HOSTNAME.match(host):

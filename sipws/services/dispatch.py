@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ..core.digest import MemoryReplayGuard, NonceFactory
+from ..core.digest import MemoryReplayGuard, NonceFactory, ReplayGuard
 from ..core.errors import ParseError
 from ..core.flow import Flow
 from ..core.message import Request, Response, make_response, parse_message
@@ -81,13 +81,15 @@ class ServerConfig:
 class SipServer:
     """One per process: owns the transaction tables, nonces and the handler registry."""
 
-    def __init__(self, config: ServerConfig, send: Sender) -> None:
+    def __init__(
+        self, config: ServerConfig, send: Sender, replay: ReplayGuard | None = None
+    ) -> None:
         self.config = config
         self.send = send
         self.transactions = ServerTransactions()
         self.client_transactions = ClientTransactions()
         self.nonces = NonceFactory(config.secret, config.nonce_lifetime)
-        self.replay = MemoryReplayGuard(lifetime=config.nonce_lifetime)
+        self.replay = replay or MemoryReplayGuard(lifetime=config.nonce_lifetime)
         self.limiter = RateLimiter(config.rate_limit)
         self.handlers: dict[str, Handler] = {}
         self.pending: dict[str, tuple[Flow, FinalCallback]] = {}

@@ -176,4 +176,3 @@ def watchers_of(presentity: str, event: str) -> list[ActiveWatcher]:
             status=SubscriptionStatus.TERMINATED
         )
     )
-
