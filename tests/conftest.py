@@ -2,7 +2,9 @@
 
 import pytest
 
+from tests.presence import clean_up
 from tests.serverproc import provision
+from tests.sipclient import SipClient
 
 USERS = [
     ("alice@localhost", "secret"),
@@ -18,3 +20,25 @@ def server(tmp_path_factory):
     proc.start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def ua():
+    """Make SIP clients: `ua(transport, server, user=...)`. After the test each one's
+    publications are removed and its subscriptions ended, then it is closed."""
+    made = []
+
+    def make(transport, server, **kwargs):
+        client = SipClient(transport, server, **kwargs)
+        made.append((client, server))
+        return client
+
+    yield make
+    for client, server in reversed(made):
+        try:
+            if server.process is not None:
+                clean_up(client, server)
+        except Exception:
+            pass  # a client a test closed or a server it stopped
+        finally:
+            client.close()

@@ -59,6 +59,11 @@ class Reply:
     def all(self, name: str) -> list[str]:
         return [v for k, v in self.headers if k == name.lower()]
 
+    @property
+    def method(self) -> str | None:
+        """The method of a request the server sent (NOTIFY); None for a response."""
+        return None if self.status is not None else self.start.split()[0]
+
     def __repr__(self) -> str:
         return f"<Reply {self.start!r}>"
 
@@ -163,6 +168,7 @@ class SipClient:
         auth: str | None = None,
         to: str | None = None,
         cseq: int | None = None,
+        to_tag: str | None = None,
     ) -> str:
         self.cseq = cseq if cseq is not None else self.cseq + 1
         uri = uri or (f"sip:{self.domain}" if method == "REGISTER" else self.aor)
@@ -171,7 +177,7 @@ class SipClient:
             f"Via: {self.via()}",
             "Max-Forwards: 70",
             f"From: <{self.aor}>;tag={self.tag}",
-            f"To: <{to or self.aor}>",
+            f"To: <{to or self.aor}>" + (f";tag={to_tag}" if to_tag else ""),
             f"Call-ID: {self.call_id}",
             f"CSeq: {self.cseq} {method}",
             "User-Agent: sipws-tests",
@@ -238,6 +244,17 @@ class SipClient:
             cnonce=cnonce,
         )
         return f"{name}: {value}"
+
+    def answer(self, request: Reply, status: int = 200, reason: str = "OK") -> None:
+        """Answer a request the server sent us (a NOTIFY) in its transaction (RFC 3261 §8.2.6)."""
+        copied = [
+            f"{name}: {value}"
+            for name, value in request.headers
+            if name in ("via", "v", "from", "f", "to", "t", "call-id", "i", "cseq")
+        ]
+        self.send_raw(
+            "\r\n".join([f"SIP/2.0 {status} {reason}", *copied, "Content-Length: 0"]) + "\r\n\r\n"
+        )
 
     def close(self) -> None:
         if self.transport == "ws":

@@ -26,6 +26,7 @@ from ..core.transaction import (
     ServerTransactions,
     Timeout,
 )
+from ..event_packages import base as packages
 from .logonce import log_once
 
 log = logging.getLogger("sipws.server")
@@ -212,6 +213,8 @@ class SipServer:
         response.headers.add("Allow", self.allow)
         response.headers.add("Accept", ACCEPT)
         response.headers.add("Supported", SUPPORTED)
+        if packages.names():
+            response.headers.add("Allow-Events", ", ".join(packages.names()))
         return response
 
     async def _reply(

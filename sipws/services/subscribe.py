@@ -13,6 +13,7 @@ from functools import partial
 from channels.db import database_sync_to_async
 from django.db import transaction
 
+from ..core.errors import ParseError
 from ..core.flow import Flow
 from ..core.message import Request, make_response, new_tag
 from ..event_packages.base import Publication, media_type
@@ -26,7 +27,7 @@ async def handle_subscribe(server, request: Request, flow: Flow):
         package = event_package(request)
         expires = bounded_expires(request, server.config.subscribe_expires)
         _check_accept(request, package)
-        presentity = resource_aor(server, request)
+        presentity = _presentity(server, request)
         if not request.contacts:
             raise Reject(make_response(request, 400, "Bad Request (missing Contact)"))
     except Reject as reject:
@@ -38,6 +39,16 @@ async def handle_subscribe(server, request: Request, flow: Flow):
     if not outgoing:
         return response
     return response, partial(notify.send, server, outgoing)
+
+
+def _presentity(server, request: Request) -> str:
+    """In a dialog the Request-URI is our Contact; the presentity is the To address."""
+    if request.to.tag:
+        try:
+            return request.to.sip_uri.aor
+        except ParseError:
+            raise Reject(make_response(request, 481)) from None
+    return resource_aor(server, request)
 
 
 def _check_accept(request: Request, package) -> None:
