@@ -32,6 +32,9 @@ class TcpConnection(asyncio.Protocol):
         self.registry[self.flow.connection] = self
 
     def data_received(self, data: bytes) -> None:
+        if data == b"\r\n\r\n":
+            self.write(b"\r\n")  # keep-alive ping gets its pong (RFC 5626 §4.4.1)
+            return
         try:
             messages = self.framer.feed(data)
         except ParseError as error:

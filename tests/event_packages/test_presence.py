@@ -359,7 +359,8 @@ def registry(monkeypatch):
 
 
 def test_presence_registers_on_import():
-    assert base.get("presence") is presence
+    # The server may re-register it with its neutral-body setting: same class either way.
+    assert isinstance(base.get("presence"), type(presence))
     assert "presence" in base.names()
     assert presence.content_types[0] == PIDF
     assert presence.publishable
