@@ -35,8 +35,15 @@ class SipAccountForm(forms.ModelForm):
 
     def save(self, commit=True):
         account = super().save(commit=False)
-        if self.cleaned_data.get("password"):
-            account.set_password(self.cleaned_data["password"])
+        password = self.cleaned_data.get("password")
+        if password:
+            account.set_password(password)
+            if account.user is None:
+                # As `sipuser add` does: the web page logs in with the same identity.
+                account.user = accounts.login_for(str(account), password)
+            elif "password" in self.changed_data:
+                account.user.set_password(password)
+                account.user.save(update_fields=["password"])
         if commit:
             account.save()
         return account
@@ -58,6 +65,11 @@ class SipAccountAdmin(admin.ModelAdmin):
     search_fields = ["username", "domain"]
     inlines = [RegistrationInline]
     actions = ["enable", "disable"]
+
+    def save_model(self, request, account, form, change):
+        super().save_model(request, account, form, change)
+        if change and "enabled" in form.changed_data and not account.enabled:
+            accounts.set_enabled(str(account), False)  # drops its bindings, as `sipuser` does
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)

@@ -153,7 +153,7 @@ class SipClient:
         """The next message, or None when nothing arrives within `timeout` (a drop)."""
         try:
             return self.recv(timeout)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return None
 
     def request(

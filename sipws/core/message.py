@@ -257,14 +257,16 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
-def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
+def parse_message(
+    data: bytes, *, stream: bool = False, max_size: int = MAX_MESSAGE_SIZE
+) -> Request | Response:
     """Parse one message. `stream` (TCP) makes Content-Length mandatory (RFC 3261 §18.3).
 
     Raises ParseError with `.status` (400, 505, 513) and, where the headers could be read,
     `.message` holding what was parsed so that a caller can still answer the request.
     """
-    if len(data) > MAX_MESSAGE_SIZE:
-        raise ParseError("message too large", 513)
+    if len(data) > max_size:
+        raise too_large(data, max_size)
     # Leading CRLFs are keep-alives or junk between messages (RFC 3261 §7.5).
     data = data.lstrip(b"\r\n")
     match = _HEADER_END.search(data)
@@ -285,6 +287,24 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         error.message = message
         raise
     return message
+
+
+def too_large(data: bytes, max_size: int) -> ParseError:
+    """A 513 error carrying the request's headers when they are readable, to answer it."""
+    error = ParseError("message too large", 513)
+    data = data.lstrip(b"\r\n")
+    match = _HEADER_END.search(data, 0, max_size)
+    if match is None:
+        return error
+    try:
+        lines = _TEXT_LINE_END.split(data[: match.start()].decode("utf-8", "surrogateescape"))
+        message, _ = _start_line(lines[0])
+        message.headers = _header_fields(lines[1:])
+        _ = message.vias, message.cseq, message.from_, message.to, message.call_id
+        error.message = message
+    except ParseError:
+        pass
+    return error
 
 
 def _start_line(line: str) -> tuple[Request | Response, str]:
@@ -414,7 +434,7 @@ class StreamFramer:
             length = _content_length(head)
             end = match.end() + length
             if end > self.max_size:
-                raise ParseError("message too large", 513)
+                raise too_large(self._buffer, self.max_size)
             if len(self._buffer) < end:
                 return messages
             messages.append(self._buffer[:end])

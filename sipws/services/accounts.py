@@ -45,12 +45,12 @@ def create_account(identity: str, password: str, *, create_login: bool = True) -
     account = SipAccount(username=username, domain=domain)
     account.set_password(password)
     if create_login:
-        account.user = _login_for(f"{username}@{domain}", password)
+        account.user = login_for(f"{username}@{domain}", password)
     account.save()
     return account
 
 
-def _login_for(login: str, password: str):
+def login_for(login: str, password: str):
     User = get_user_model()
     user, _ = User.objects.get_or_create(username=login)
     user.set_password(password)

@@ -132,19 +132,11 @@ class SipServer:
             await self._reply(message, flow, make_response(message, 500), now)
 
     def _parse(self, data: bytes, flow: Flow) -> Request | Response:
-        if len(data) > self.config.max_message_size:
-            # Read only the headers so that the sender can still learn why (513).
-            head = data.split(b"\r\n\r\n", 1)[0][: self.config.max_message_size]
-            error = ParseError("message too large", 513)
-            try:
-                error.message = parse_message(head + b"\r\n\r\n")  # type: ignore[attr-defined]
-            except ParseError:
-                pass
-            raise error
-        return parse_message(data, stream=flow.transport == "tcp")
+        return parse_message(
+            data, stream=flow.transport == "tcp", max_size=self.config.max_message_size
+        )
 
     async def _answer_unparsable(self, error: ParseError, flow: Flow) -> None:
-        request = getattr(error, "message", None)
         log_once(
             log,
             f"bad:{flow.remote_host}:{error.reason}",
@@ -152,13 +144,9 @@ class SipServer:
             flow.remote,
             error.reason,
         )
-        if not isinstance(request, Request) or request.method == "ACK":
-            return  # nothing we could address a response to (RFC 3261 §18.3): drop
-        try:
-            response = make_response(request, error.status, _reason(error))
+        response = error_response(error)
+        if response is not None:
             await self.send(flow, bytes(response))
-        except ParseError:
-            pass
 
     async def _handle_request(self, request: Request, flow: Flow, now: float) -> None:
         stamped = request.top_via.with_received(flow.remote_host, flow.remote_port)
@@ -271,6 +259,22 @@ def _transaction_key(request: Request) -> tuple:
     if branch.startswith("z9hG4bK"):
         return (branch, via.sent_by, request.method)
     return (request.uri, request.from_.tag, request.call_id, str(request.cseq), str(via))
+
+
+def error_response(error: ParseError) -> Response | None:
+    """The answer to a request that failed to parse, or None where RFC 3261 says drop.
+
+    Without a Via (or for ACK and responses) there is nowhere to send one (§18.3, §17.1).
+    """
+    request = getattr(error, "message", None)
+    if not isinstance(request, Request) or request.method == "ACK":
+        return None
+    if not request.headers.get_all("Via"):
+        return None
+    try:
+        return make_response(request, error.status, _reason(error))
+    except ParseError:
+        return None
 
 
 def _reason(error: ParseError) -> str:

@@ -9,6 +9,7 @@ import logging
 from ..core.errors import ParseError
 from ..core.flow import Flow
 from ..core.message import StreamFramer
+from ..services.dispatch import error_response
 
 log = logging.getLogger("sipws.tcp")
 _ids = itertools.count(1)
@@ -38,8 +39,12 @@ class TcpConnection(asyncio.Protocol):
         try:
             messages = self.framer.feed(data)
         except ParseError as error:
-            # A stream we cannot frame cannot be resynchronised: close it (§18.3).
+            # A stream we cannot frame cannot be resynchronised: answer if we can (513
+            # for an oversized message), then close it (RFC 3261 §18.3).
             log.info("closing TCP %s: %s", self.flow.remote, error.reason)
+            response = error_response(error)
+            if response is not None:
+                self.write(bytes(response))
             self.transport.close()
             return
         for message in messages:
