@@ -198,4 +198,9 @@ SIP = {
     "MAX_SUBSCRIPTIONS_PER_USER": env_int("PRESENCE_MAX_SUBSCRIPTIONS_PER_USER", 1000),
     "MAX_PUBLICATIONS_PER_USER": env_int("PRESENCE_MAX_PUBLICATIONS_PER_USER", 100),
     "EXPIRY_INTERVAL": env_int("PRESENCE_EXPIRY_INTERVAL", 1),
+    # Authorization (Kamailio presence_xml force_active; RFC 5025 pres-rules otherwise).
+    "FORCE_ACTIVE": env_bool("PRESENCE_FORCE_ACTIVE", False),
+    "DEFAULT_POLICY": env_str("PRESENCE_DEFAULT_POLICY", "confirm"),
 }
+if SIP["DEFAULT_POLICY"] not in ("confirm", "allow-same-domain", "allow"):
+    raise ValueError("PRESENCE_DEFAULT_POLICY must be confirm, allow-same-domain or allow")

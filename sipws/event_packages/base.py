@@ -9,7 +9,7 @@ four questions with pure functions over bytes and registers itself under its nam
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -84,9 +84,17 @@ class EventPackage:
         """The body a watcher gets while nothing is published; None sends no body."""
         return None
 
-    def notify_body(self, state: bytes | None, filter: object | None) -> bytes | None:
-        """The state as one watcher may see it; `filter` comes from authorization."""
-        return state
+    def notify_body(
+        self, state: bytes | None, view: Callable[[bytes], bytes | None] | None
+    ) -> bytes | None:
+        """The state as one watcher may see it.
+
+        `view` comes from authorization (pres-rules transformations, a polite block): a
+        function cutting this watcher's share out of the state; None shows all of it.
+        """
+        if state is None or view is None:
+            return state
+        return view(state)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

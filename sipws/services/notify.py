@@ -21,6 +21,7 @@ from ..core.flow import Flow
 from ..core.message import Headers, Request, new_branch
 from ..event_packages import base as packages
 from ..models import ActiveWatcher, SubscriptionStatus
+from . import policy
 
 log = logging.getLogger("sipws.notify")
 ENDS_SUBSCRIPTION = frozenset({404, 408, 481})
@@ -61,13 +62,20 @@ def prepare(
         local_cseq=F("local_cseq") + 1
     )
     now = now or datetime.now(UTC)
+    bodies: dict = {}  # one body per distinct view, not one per watcher
     out = []
     for watcher in watchers:
         watcher.local_cseq += 1
         package = packages.get(watcher.event)
         body = None
-        if watcher.status == SubscriptionStatus.ACTIVE and package is not None:
-            body = package.notify_body(state, None)
+        # A fetch or unsubscribe still carries the state; a rejection carries none.
+        shows_state = reason in (None, "timeout")
+        if watcher.status == SubscriptionStatus.ACTIVE and package is not None and shows_state:
+            decision = policy.decide(watcher.event, watcher.watcher_uri, watcher.presentity_uri)
+            key = (watcher.event, decision.view_key)
+            if key not in bodies:
+                bodies[key] = package.notify_body(state, decision.view)
+            body = bodies[key]
         out.append(_build(server, watcher, body, package, now, reason))
     return out
 

@@ -1,20 +1,25 @@
 """Subscription authorization: who may watch whom (the hook pres-rules plug into).
 
 Each event package may register a policy; without one, an authenticated subscription is
-active. `xcapapi` registers the pres-rules policy for presence when it is installed.
+active and sees everything. `xcapapi` registers the pres-rules policy for presence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class Decision:
-    status: str  # active | pending | terminated
-    reason: str = ""  # for terminated: rejected, ...; polite-block is active with no body
-    view: object | None = None  # what the package's notify_body may show this watcher
+    """`status` active/pending/terminated with `reason` (rejected, ...); for an active
+    watcher `view` cuts its share out of the state (None: all of it), and watchers with
+    equal `view_key` see the same body, so it is computed once for all of them."""
+
+    status: str
+    reason: str = ""
+    view: Callable[[bytes], bytes | None] | None = None
+    view_key: Hashable = None
 
 
 ALLOW = Decision("active")

@@ -389,7 +389,9 @@ def test_base_package_defaults():
     assert package.aggregate("sip:a@b", [newer, publication(b"<old/>", "2", 1)]) is body
     assert package.aggregate("sip:a@b", []) is None
     assert package.neutral_body("sip:a@b") is None
-    assert package.notify_body(body, object()) is body
+    assert package.notify_body(body, None) is body
+    assert package.notify_body(body, lambda state: state.upper()) == b"<DIALOG-INFO/>"
+    assert package.notify_body(None, lambda state: b"x") is None
     with pytest.raises(BadBody) as caught:
         package.validate(body, PIDF)
     assert (caught.value.status, caught.value.reason) == (415, "Unsupported Media Type")
