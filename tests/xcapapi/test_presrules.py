@@ -115,6 +115,9 @@ PIDF = b"""<presence xmlns="urn:ietf:params:xml:ns:pidf"
 </presence>"""
 
 
+IM_ONLY = "<pr:provide-services><pr:occurrence-id>im</pr:occurrence-id></pr:provide-services>"
+
+
 def view(transformations: str) -> etree._Element:
     verdict = presrules.evaluate(ruleset(rule("a", "", "allow", transformations)), "sip:b@x")
     return presrules.apply(verdict.permissions, etree.fromstring(PIDF))
@@ -144,13 +147,16 @@ def test_empty_transformations_withhold_everything_but_the_root():
 
 
 def test_provide_services_by_occurrence_id_scheme_and_uri():
-    assert ids(
-        view("<pr:provide-services><pr:occurrence-id>im</pr:occurrence-id></pr:provide-services>"),
-        "tuple",
-    ) == ["im"]
-    scheme = "<pr:provide-services><pr:service-uri-scheme>sip</pr:service-uri-scheme></pr:provide-services>"
+    assert ids(view(IM_ONLY), "tuple") == ["im"]
+    scheme = (
+        "<pr:provide-services><pr:service-uri-scheme>sip</pr:service-uri-scheme>"
+        "</pr:provide-services>"
+    )
     assert ids(view(scheme), "tuple") == ["sip-phone"]
-    uri = "<pr:provide-services><pr:service-uri>im:alice@example.com</pr:service-uri></pr:provide-services>"
+    uri = (
+        "<pr:provide-services><pr:service-uri>im:alice@example.com</pr:service-uri>"
+        "</pr:provide-services>"
+    )
     assert ids(view(uri), "tuple") == ["im"]
     by_class = "<pr:provide-services><pr:class>work</pr:class></pr:provide-services>"
     assert ids(view(by_class), "tuple") == ["sip-phone"]
@@ -215,7 +221,8 @@ def test_transformations_of_several_rules_are_united():
 
 def test_current_sphere():
     doc = etree.fromstring(
-        b'<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" '
+        b'<presence xmlns="urn:ietf:params:xml:ns:pidf" '
+        b'xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" '
         b'xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:a@x"><dm:person id="p">'
         b"<rpid:sphere><rpid:work/></rpid:sphere></dm:person></presence>"
     )
