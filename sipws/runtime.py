@@ -18,8 +18,6 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from .core.flow import Flow
-from .event_packages import base as packages
-from .event_packages.presence import PresencePackage
 from .services import expiry
 from .services.dispatch import ServerConfig, SipServer
 from .services.publish import handle_publish
@@ -83,7 +81,6 @@ def get_server() -> SipServer:
         _server.route("REGISTER", handle_register)
         _server.route("SUBSCRIBE", handle_subscribe)
         _server.route("PUBLISH", handle_publish)
-        packages.register(PresencePackage(neutral=settings.SIP["NEUTRAL_BODY"]))
         _spawn(_timer_loop(_server))
     return _server
 

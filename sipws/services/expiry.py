@@ -13,7 +13,7 @@ from django.db import transaction
 
 from ..event_packages import base as packages
 from ..models import ActiveWatcher, Presentity, Registration
-from . import notify
+from . import notify, watchers
 from .subscribe import current_state, watchers_of
 
 
@@ -40,4 +40,5 @@ def expire_now(server, now: datetime | None = None) -> list[notify.Outgoing]:
         ended = list(ActiveWatcher.objects.filter(expires__lte=now))
         outgoing += notify.prepare(server, ended, None, reason="timeout", now=now)
         ActiveWatcher.objects.filter(pk__in=[w.pk for w in ended]).delete()
+        outgoing += watchers.report(server, [watchers.ended(w, "timeout") for w in ended])
     return outgoing

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from channels.db import database_sync_to_async
+from django.db import transaction
 from django.db.models import F
 
 from ..core.flow import Flow
@@ -47,6 +49,11 @@ def state_header(watcher: ActiveWatcher, now: datetime, reason: str | None) -> s
     return f"{watcher.status};expires={left}"
 
 
+# Packages whose state the server makes per subscription (presence.winfo: a version
+# counter per subscription) register a function giving one subscription's full state.
+state_providers: dict[str, Callable[[ActiveWatcher], bytes | None]] = {}
+
+
 def prepare(
     server,
     watchers: list[ActiveWatcher],
@@ -54,8 +61,12 @@ def prepare(
     *,
     reason: str | None = None,
     now: datetime | None = None,
+    body_for: Callable[[ActiveWatcher], bytes | None] | None = None,
 ) -> list[Outgoing]:
-    """NOTIFYs for these watchers carrying `state` (None: no body); `reason` terminates."""
+    """NOTIFYs for these watchers carrying `state` (None: no body); `reason` terminates.
+
+    `body_for` gives each watcher its own body instead (partial watcher-info).
+    """
     if not watchers:
         return []
     ActiveWatcher.objects.filter(pk__in=[w.pk for w in watchers]).update(
@@ -67,17 +78,25 @@ def prepare(
     for watcher in watchers:
         watcher.local_cseq += 1
         package = packages.get(watcher.event)
-        body = None
-        # A fetch or unsubscribe still carries the state; a rejection carries none.
-        shows_state = reason in (None, "timeout")
-        if watcher.status == SubscriptionStatus.ACTIVE and package is not None and shows_state:
-            decision = policy.decide(watcher.event, watcher.watcher_uri, watcher.presentity_uri)
-            key = (watcher.event, decision.view_key)
-            if key not in bodies:
-                bodies[key] = package.notify_body(state, decision.view)
-            body = bodies[key]
+        body = _body(watcher, package, state, reason, body_for, bodies)
         out.append(_build(server, watcher, body, package, now, reason))
     return out
+
+
+def _body(watcher, package, state, reason, body_for, bodies) -> bytes | None:
+    # A fetch or unsubscribe still carries the state; pending or rejected watchers none.
+    if watcher.status != SubscriptionStatus.ACTIVE or package is None:
+        return None
+    if reason not in (None, "timeout"):
+        return None
+    provider = body_for or state_providers.get(watcher.event)
+    if provider is not None:
+        return provider(watcher)
+    decision = policy.decide(watcher.event, watcher.watcher_uri, watcher.presentity_uri)
+    key = (watcher.event, decision.view_key)
+    if key not in bodies:
+        bodies[key] = package.notify_body(state, decision.view)
+    return bodies[key]
 
 
 def _build(server, watcher, body, package, now, reason) -> Outgoing:
@@ -115,20 +134,27 @@ async def send(server, outgoing: list[Outgoing]) -> None:
             gone.append(item.watcher_id)
     if gone:
         log.info("ending %d subscriptions whose flow is gone", len(gone))
-        await database_sync_to_async(end_subscriptions)(gone)
+        await send(server, await database_sync_to_async(end_subscriptions)(server, gone))
 
 
 def _on_final(server, item: Outgoing):
     async def on_final(status: int) -> None:
         if status in ENDS_SUBSCRIPTION and not item.final:
             log.info("NOTIFY answered %d: ending subscription %d", status, item.watcher_id)
-            await database_sync_to_async(end_subscriptions)([item.watcher_id])
+            told = await database_sync_to_async(end_subscriptions)(server, [item.watcher_id])
+            await send(server, told)
 
     return on_final
 
 
-def end_subscriptions(ids: list[int]) -> None:
-    ActiveWatcher.objects.filter(pk__in=ids).delete()
+def end_subscriptions(server, ids: list[int]) -> list[Outgoing]:
+    """Drop dead subscriptions; return what watcher-info subscribers are told of it."""
+    from . import watchers
+
+    with transaction.atomic():
+        dead = list(ActiveWatcher.objects.filter(pk__in=ids))
+        ActiveWatcher.objects.filter(pk__in=ids).delete()
+        return watchers.report(server, [watchers.ended(w, "timeout") for w in dead])
 
 
 class PresentityLocks:

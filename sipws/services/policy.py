@@ -23,6 +23,7 @@ class Decision:
 
 
 ALLOW = Decision("active")
+FORBIDDEN = Decision("forbidden", "not allowed to subscribe")  # answered 403, nothing kept
 Policy = Callable[[str, str], Decision]  # (watcher AOR, presentity AOR) -> Decision
 _policies: dict[str, Policy] = {}
 

@@ -17,8 +17,8 @@ from ..core.errors import ParseError
 from ..core.flow import Flow
 from ..core.message import Request, make_response, new_tag
 from ..event_packages.base import Publication, media_type
-from ..models import ActiveWatcher, Presentity, SipAccount, SubscriptionStatus, Watcher
-from . import notify, policy
+from ..models import ActiveWatcher, Presentity, SipAccount, SubscriptionStatus
+from . import notify, policy, watchers
 from .common import Reject, authenticated_sender, bounded_expires, event_package, resource_aor
 
 
@@ -86,7 +86,8 @@ def _create(server, request, flow, package, expires, presentity, account):
         response.headers.add("Retry-After", "60")
         raise Reject(response)
     decision = policy.decide(package.name, account.aor, presentity)
-    _record_watcher(presentity, account.aor, request, package, decision)
+    if decision.status == policy.FORBIDDEN.status:
+        raise Reject(make_response(request, 403, f"Forbidden ({decision.reason})"))
     now = datetime.now(UTC)
     event = request.event
     watcher = ActiveWatcher.objects.create(
@@ -110,7 +111,10 @@ def _create(server, request, flow, package, expires, presentity, account):
         reason=decision.reason,
         user_agent=(request.headers.get("User-Agent") or "")[:255],
     )
-    return _answer(server, request, flow, package, watcher, expires)
+    reason = "rejected" if decision.status == SubscriptionStatus.TERMINATED else "subscribe"
+    told = watchers.report(server, [watchers.started(watcher, reason)])
+    response, outgoing = _answer(server, request, flow, package, watcher, expires)
+    return response, outgoing + told
 
 
 def _refresh(server, request, flow, package, expires, account):
@@ -147,6 +151,8 @@ def _answer(server, request, flow, package, watcher, expires):
     outgoing = notify.prepare(server, [watcher], state, reason=reason)
     if reason is not None:
         watcher.delete()
+        if reason == "timeout":  # the watcher's own unsubscribe or fetch
+            outgoing += watchers.report(server, [watchers.ended(watcher, reason)])
     response = make_response(request, server.config.subscribe_status, to_tag=watcher.to_tag)
     response.headers.add("Expires", str(expires))
     response.headers.add("Contact", notify.server_contact(server, flow))
@@ -166,19 +172,6 @@ def current_state(package, presentity: str, now: datetime | None = None) -> byte
     if publications:
         return package.aggregate(presentity, publications)
     return package.neutral_body(presentity)
-
-
-def _record_watcher(presentity, watcher_aor, request, package, decision) -> None:
-    Watcher.objects.update_or_create(
-        presentity_uri=presentity,
-        watcher_uri=watcher_aor,
-        event=package.name,
-        defaults={
-            "status": decision.status,
-            "reason": decision.reason,
-            "watcher_display": request.from_.display_name or "",
-        },
-    )
 
 
 def watchers_of(presentity: str, event: str) -> list[ActiveWatcher]:

@@ -1,0 +1,78 @@
+"""The Watcher table: every subscription attempt and its authorization, and who hears of it.
+
+Engine code reports each change of a watcher's status here (a new subscription, an
+approval, a rejection, an expiry); listeners such as presence.winfo turn the changes
+into NOTIFYs of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..models import ActiveWatcher, SubscriptionStatus, Watcher
+
+
+@dataclass(frozen=True)
+class WatcherChange:
+    """`status` as RFC 3858 shows it (pending, active, waiting, terminated) and `reason`
+    its event attribute (subscribe, approved, rejected, timeout, deactivated, ...)."""
+
+    presentity: str
+    event: str
+    watcher: str
+    display_name: str
+    status: str
+    reason: str
+
+
+Listener = Callable[[object, list[WatcherChange]], list]
+_listeners: list[Listener] = []
+
+
+def listen(listener: Listener) -> None:
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def report(server, changes: list[WatcherChange]) -> list:
+    """Store the changes in the Watcher table; return the NOTIFYs listeners want sent."""
+    for change in changes:
+        Watcher.objects.update_or_create(
+            presentity_uri=change.presentity,
+            watcher_uri=change.watcher,
+            event=change.event,
+            defaults={
+                # A pending watcher whose subscription ended keeps waiting for a decision.
+                "status": "pending" if change.status == "waiting" else change.status,
+                "reason": change.reason,
+                "watcher_display": change.display_name,
+            },
+        )
+    outgoing = []
+    for listener in _listeners:
+        outgoing += listener(server, changes)
+    return outgoing
+
+
+def started(subscription: ActiveWatcher, reason: str = "subscribe") -> WatcherChange:
+    return WatcherChange(
+        subscription.presentity_uri,
+        subscription.event,
+        subscription.watcher_uri,
+        subscription.watcher_display,
+        subscription.status,
+        reason,
+    )
+
+
+def ended(subscription: ActiveWatcher, reason: str) -> WatcherChange:
+    pending = subscription.status == SubscriptionStatus.PENDING and reason != "rejected"
+    return WatcherChange(
+        subscription.presentity_uri,
+        subscription.event,
+        subscription.watcher_uri,
+        subscription.watcher_display,
+        "waiting" if pending else "terminated",
+        reason,
+    )
