@@ -30,9 +30,10 @@ NODE_ID = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 _server: SipServer | None = None
 _tasks: set[asyncio.Task] = set()
 _listeners: list = []
+_bound: dict[str, str] = {}  # transport -> host:port actually bound
 
 
-def build_config(advertised: str | None = None) -> ServerConfig:
+def build_config() -> ServerConfig:
     sip = settings.SIP
     own_hosts = {"localhost", "127.0.0.1", "::1"}
     for bind in (sip["UDP_BIND"], sip["TCP_BIND"], sip["HTTP_BIND"], sip["ADVERTISED_ADDRESS"]):
@@ -62,7 +63,7 @@ def build_config(advertised: str | None = None) -> ServerConfig:
         max_subscriptions_per_user=sip["MAX_SUBSCRIPTIONS_PER_USER"],
         max_publications_per_user=sip["MAX_PUBLICATIONS_PER_USER"],
         node=NODE_ID,
-        advertised=sip["ADVERTISED_ADDRESS"] or advertised or sip["UDP_BIND"],
+        advertised=sip["ADVERTISED_ADDRESS"] or sip["UDP_BIND"],
         own_hosts=own_hosts,
     )
 
@@ -78,6 +79,7 @@ def get_server() -> SipServer:
     global _server
     if _server is None:
         _server = SipServer(build_config(), delivery.send, _replay_guard())
+        _apply_bound(_server.config)
         _server.route("REGISTER", handle_register)
         _server.route("SUBSCRIBE", handle_subscribe)
         _server.route("PUBLISH", handle_publish)
@@ -94,10 +96,32 @@ def _replay_guard():
     return RedisReplayGuard(settings.REDIS_URL, settings.SIP["NONCE_LIFETIME"])
 
 
-def set_advertised(address: str) -> None:
-    """After binding port 0 the real port is known; Via/Contact must carry it."""
-    if not settings.SIP["ADVERTISED_ADDRESS"]:
-        get_server().config.advertised = address
+def set_advertised(transport: str, address: str) -> None:
+    """Once a listener is bound (port 0 in tests) its real address goes in Via/Contact.
+
+    SIP_ADVERTISED_ADDRESS, when set, names the UDP/TCP address; WebSocket flows carry
+    its host with the HTTP port.
+    """
+    advertised = settings.SIP["ADVERTISED_ADDRESS"]
+    if transport == "ws" and advertised:
+        address = f"{_host_of(advertised)}:{address.rpartition(':')[2]}"
+    elif advertised:
+        return
+    _bound[transport] = address
+    if _server is not None:
+        _apply_bound(_server.config)
+
+
+def _apply_bound(config: ServerConfig) -> None:
+    config.advertised = _bound.get("udp", config.advertised)
+    config.advertised_tcp = _bound.get("tcp", config.advertised_tcp)
+    config.advertised_ws = _bound.get("ws", config.advertised_ws)
+
+
+def _host_of(hostport: str) -> str:
+    if hostport.startswith("["):
+        return hostport[: hostport.index("]") + 1]
+    return hostport.split(":")[0]
 
 
 async def connection_closed(flow: Flow) -> None:
@@ -165,7 +189,8 @@ async def start_sip_listeners(stdout) -> None:
         tcp_host, tcp_port, server.receive, connection_closed, delivery.tcp, sip["MAX_MESSAGE_SIZE"]
     )
     _listeners.extend([endpoint.transport, tcp_server])
-    set_advertised(_hostport(udp_addr))
+    set_advertised("udp", _hostport(udp_addr))
+    set_advertised("tcp", _hostport(tcp_addr))
     stdout.write(f"SIP UDP listening on {_hostport(udp_addr)}\n")
     stdout.write(f"SIP TCP listening on {_hostport(tcp_addr)}\n")
     stdout.flush()

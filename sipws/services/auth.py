@@ -15,7 +15,10 @@ from ..models import SipAccount
 from .logonce import log_once
 
 log = logging.getLogger("sipws.auth")
-ALGORITHMS = ("MD5", "SHA-256")  # MD5 first: JsSIP and SIP.js read only the first challenge
+# Clients differ in which WWW-Authenticate they read when offered several: sipp and many
+# phones take the first, JsSIP and SIP.js keep the last, capable ones pick the strongest
+# (RFC 7616 §3.7). MD5 at both ends serves all three with the same nonce.
+CHALLENGE_ORDER = ("MD5", "SHA-256", "MD5")
 
 
 @dataclass
@@ -68,6 +71,6 @@ def challenge_response(server, request, realm, stale, proxy, now) -> Response:
     response = make_response(request, 407 if proxy else 401)
     name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
     nonce = server.nonces.make(now)
-    for algorithm in ALGORITHMS:
+    for algorithm in CHALLENGE_ORDER:
         response.headers.add(name, challenge(realm, nonce, algorithm, stale=stale))
     return response

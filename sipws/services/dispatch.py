@@ -67,9 +67,18 @@ class ServerConfig:
     max_subscriptions_per_user: int = 1000
     max_publications_per_user: int = 100
     node: str = "local"
-    # host[:port] this server puts in Via/Contact/Record-Route
+    # host[:port] this server puts in Via/Contact, per transport of the flow
     advertised: str = "127.0.0.1:5060"
+    advertised_tcp: str = ""
+    advertised_ws: str = ""
     own_hosts: set[str] = field(default_factory=set)
+
+    def address_for(self, transport: str) -> str:
+        if transport in ("ws", "wss"):
+            return self.advertised_ws or self.advertised
+        if transport == "tcp":
+            return self.advertised_tcp or self.advertised
+        return self.advertised
 
     def serves_domain(self, host: str) -> bool:
         return host.lower() in self.domains

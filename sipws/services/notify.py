@@ -39,7 +39,7 @@ class Outgoing:
 
 
 def server_contact(server, flow: Flow) -> str:
-    return f"<sip:{server.config.advertised};transport={flow.transport}>"
+    return f"<sip:{server.config.address_for(flow.transport)};transport={flow.transport}>"
 
 
 def state_header(watcher: ActiveWatcher, now: datetime, reason: str | None) -> str:
@@ -104,7 +104,9 @@ def _build(server, watcher, body, package, now, reason) -> Outgoing:
     branch = new_branch()
     headers = Headers()
     headers.add(
-        "Via", f"SIP/2.0/{flow.via_transport} {server.config.advertised};branch={branch};rport"
+        "Via",
+        f"SIP/2.0/{flow.via_transport} {server.config.address_for(flow.transport)}"
+        f";branch={branch};rport",
     )
     headers.add("Max-Forwards", "70")
     headers.add("From", f"<{watcher.presentity_uri}>;tag={watcher.to_tag}")

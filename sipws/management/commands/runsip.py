@@ -39,6 +39,7 @@ class ReportingServer(Server):
     def listen_success(self, port):
         super().listen_success(port)
         host = port.getHost()
+        runtime.set_advertised("ws", f"{host.host}:{host.port}")
         self.stdout.write(f"HTTP and WebSocket (/ws) listening on {host.host}:{host.port}\n")
         self.stdout.flush()
 
