@@ -31,6 +31,7 @@ _server: SipServer | None = None
 _tasks: set[asyncio.Task] = set()
 _listeners: list = []
 _bound: dict[str, str] = {}  # transport -> host:port actually bound
+_timers_started = False
 
 
 def build_config() -> ServerConfig:
@@ -83,8 +84,15 @@ def get_server() -> SipServer:
         _server.route("REGISTER", handle_register)
         _server.route("SUBSCRIBE", handle_subscribe)
         _server.route("PUBLISH", handle_publish)
-        _spawn(_timer_loop(_server))
     return _server
+
+
+def start_timers() -> None:
+    """Start the timer loop on the running event loop, once per process."""
+    global _timers_started
+    if not _timers_started:
+        _timers_started = True
+        _spawn(_timer_loop(get_server()))
 
 
 def _replay_guard():
@@ -168,7 +176,7 @@ async def _timer_loop(server: SipServer) -> None:
 
 
 def _spawn(coroutine) -> None:
-    task = asyncio.get_event_loop().create_task(coroutine)
+    task = asyncio.get_running_loop().create_task(coroutine)
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
 
@@ -180,6 +188,7 @@ async def start_sip_listeners(stdout) -> None:
 
     sip = settings.SIP
     server = get_server()
+    start_timers()
     delivery.owns_sip_sockets = True
     udp_host, udp_port = split_bind(sip["UDP_BIND"])
     endpoint, udp_addr = await open_udp(udp_host, udp_port, server.receive, sip["UDP_RCVBUF"])

@@ -26,6 +26,9 @@ class ServerProcess:
             "SIP_UDP_BIND": "127.0.0.1:0",
             "SIP_TCP_BIND": "127.0.0.1:0",
             "SIP_DOMAINS": "localhost,example.com",
+            # Tests of subscriptions assume they are accepted; authorization tests set
+            # confirm (the shipped default) or write pres-rules themselves.
+            "PRESENCE_DEFAULT_POLICY": "allow",
             "PYTHONUNBUFFERED": "1",
             **env,
         }

@@ -7,6 +7,7 @@ SUBSCRIBE; the NOTIFY follows the response.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -161,6 +162,11 @@ def _answer(server, request, flow, package, watcher, expires):
     return response, outgoing
 
 
+# Publications that do not come from PUBLISH (a pidf-manipulation document over XCAP):
+# per package, functions giving a presentity's extra publications.
+publication_sources: dict[str, list[Callable[[str], list[Publication]]]] = {}
+
+
 def current_state(package, presentity: str, now: datetime | None = None) -> bytes | None:
     """The package's view of all live publications, or its neutral state."""
     rows = Presentity.objects.filter(
@@ -169,6 +175,9 @@ def current_state(package, presentity: str, now: datetime | None = None) -> byte
     publications = [
         Publication(bytes(r.body), r.content_type, r.etag, r.received_time, r.sender) for r in rows
     ]
+    for source in publication_sources.get(package.name, ()):
+        publications += source(presentity)
+    publications.sort(key=lambda p: p.received_time, reverse=True)
     if publications:
         return package.aggregate(presentity, publications)
     return package.neutral_body(presentity)

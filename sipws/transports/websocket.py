@@ -41,6 +41,7 @@ class SipWebSocketConsumer(AsyncWebsocketConsumer):
         transport = "wss" if self.scope.get("scheme") == "wss" else "ws"
         self.flow = Flow(transport, client[0], client[1], self.channel_name)
         delivery.websockets[self.channel_name] = self
+        runtime.start_timers()  # a Daphne-only node times its own transactions
         await self.accept("sip")
 
     async def receive(self, text_data=None, bytes_data=None):

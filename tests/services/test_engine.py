@@ -31,7 +31,7 @@ async def _unused_send(flow, data):  # the actions under test only build message
 
 @pytest.fixture
 def server(settings):
-    settings.SIP = {**settings.SIP, "DOMAINS": ["localhost"]}
+    settings.SIP = {**settings.SIP, "DOMAINS": ["localhost"], "DEFAULT_POLICY": "allow"}
     create_account("alice@localhost", "secret", create_login=False)
     create_account("bob@localhost", "secret", create_login=False)
     packages.register(PresencePackage(neutral="none"))
