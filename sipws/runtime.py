@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 import time
+from functools import partial
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -183,7 +184,7 @@ def _spawn(coroutine) -> None:
 
 async def start_sip_listeners(stdout) -> None:
     """Bind UDP and TCP, mark this process as their owner, and print the bound ports."""
-    from .transports.tcp import open_tcp
+    from .transports.tcp import connect_tcp, open_tcp
     from .transports.udp import open_udp
 
     sip = settings.SIP
@@ -194,6 +195,13 @@ async def start_sip_listeners(stdout) -> None:
     endpoint, udp_addr = await open_udp(udp_host, udp_port, server.receive, sip["UDP_RCVBUF"])
     delivery.udp = endpoint
     tcp_host, tcp_port = split_bind(sip["TCP_BIND"])
+    delivery.tcp_connector = partial(
+        connect_tcp,
+        receive=server.receive,
+        closed=connection_closed,
+        registry=delivery.tcp,
+        max_size=sip["MAX_MESSAGE_SIZE"],
+    )
     tcp_server, tcp_addr = await open_tcp(
         tcp_host, tcp_port, server.receive, connection_closed, delivery.tcp, sip["MAX_MESSAGE_SIZE"]
     )

@@ -102,6 +102,31 @@ class SipClient:
             )
         self.local_port = self.sock.getsockname()[1] if transport != "ws" else 0
 
+    @classmethod
+    def on_accepted(cls, connection: socket.socket, server, *, user: str, timeout=5.0):
+        """A TCP client over a connection the server opened to us (it dialled our Contact)."""
+        client = cls.__new__(cls)
+        client.transport, client.server, client.user, client.domain = (
+            "tcp",
+            server,
+            user,
+            "localhost",
+        )
+        client.password, client.timeout, client.sock, client.buffer = (
+            "secret",
+            timeout,
+            connection,
+            b"",
+        )
+        client.call_id, client.cseq, client.tag, client.nc = (
+            uuid.uuid4().hex,
+            0,
+            secrets.token_hex(4),
+            0,
+        )
+        client.local_port = connection.getsockname()[1]
+        return client
+
     @property
     def aor(self) -> str:
         return f"sip:{self.user}@{self.domain}"

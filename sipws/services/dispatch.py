@@ -31,7 +31,7 @@ from .logonce import log_once
 
 log = logging.getLogger("sipws.server")
 
-Sender = Callable[[Flow, bytes], Awaitable[bool]]
+Sender = Callable[..., Awaitable[bool]]  # (flow, data, fallback=None) -> delivered
 # A handler answers with a response, or with (response, followup) where the followup
 # coroutine function runs once the response is sent (the NOTIFY after a SUBSCRIBE).
 Followup = Callable[[], Awaitable[None]]
@@ -228,10 +228,18 @@ class SipServer:
         await self.send(flow, data)
 
     async def send_request(
-        self, flow: Flow, data: bytes, branch: str, on_final: FinalCallback
+        self,
+        flow: Flow,
+        data: bytes,
+        branch: str,
+        on_final: FinalCallback,
+        fallback: tuple[str, int] | None = None,
     ) -> bool:
-        """Send a request of ours (NOTIFY) in a client transaction; False if undeliverable."""
-        if not await self.send(flow, data):
+        """Send a request of ours (NOTIFY) in a client transaction; False if undeliverable.
+
+        `fallback` is the peer's Contact address, dialled if its TCP connection closed.
+        """
+        if not await self.send(flow, data, fallback):
             return False
         self.client_transactions.start(branch, data, time.time(), flow.reliable)
         self.pending[branch] = (flow, on_final)

@@ -19,8 +19,10 @@ from channels.db import database_sync_to_async
 from django.db import transaction
 from django.db.models import F
 
+from ..core.errors import ParseError
 from ..core.flow import Flow
 from ..core.message import Headers, Request, new_branch
+from ..core.uri import SipUri
 from ..event_packages import base as packages
 from ..models import ActiveWatcher, SubscriptionStatus
 from . import policy
@@ -36,6 +38,7 @@ class Outgoing:
     data: bytes
     branch: str
     final: bool  # the subscription ends with this NOTIFY
+    fallback: tuple[str, int] | None = None  # Contact address, for TCP after a restart
 
 
 def server_contact(server, flow: Flow) -> str:
@@ -122,7 +125,20 @@ def _build(server, watcher, body, package, now, reason) -> Outgoing:
     if body is not None:
         headers.add("Content-Type", package.content_types[0])
     request = Request("NOTIFY", watcher.contact, headers, body or b"")
-    return Outgoing(watcher.pk, flow, bytes(request), branch, reason is not None)
+    return Outgoing(
+        watcher.pk, flow, bytes(request), branch, reason is not None, _fallback(flow, watcher)
+    )
+
+
+def _fallback(flow: Flow, watcher: ActiveWatcher) -> tuple[str, int] | None:
+    """Where a TCP watcher listens, if its connection is gone (after a restart)."""
+    if flow.transport != "tcp" or watcher.route_set:
+        return None
+    try:
+        uri = SipUri.parse(watcher.contact)
+    except ParseError:
+        return None
+    return uri.host.strip("[]"), uri.port or 5060
 
 
 async def send(server, outgoing: list[Outgoing]) -> None:
@@ -130,7 +146,7 @@ async def send(server, outgoing: list[Outgoing]) -> None:
     gone = []
     for item in outgoing:
         delivered = await server.send_request(
-            item.flow, item.data, item.branch, _on_final(server, item)
+            item.flow, item.data, item.branch, _on_final(server, item), item.fallback
         )
         if not delivered and not item.final:
             gone.append(item.watcher_id)

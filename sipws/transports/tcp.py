@@ -70,3 +70,15 @@ async def open_tcp(host: str, port: int, receive, closed, registry: dict, max_si
         lambda: TcpConnection(receive, closed, registry, max_size), host, port, reuse_address=True
     )
     return server, server.sockets[0].getsockname()[:2]
+
+
+async def connect_tcp(host: str, port: int, receive, closed, registry: dict, max_size: int):
+    """Dial out to a peer whose connection is gone, to deliver a request (RFC 3261 §18.1.1)."""
+    loop = asyncio.get_running_loop()
+    _, connection = await asyncio.wait_for(
+        loop.create_connection(
+            lambda: TcpConnection(receive, closed, registry, max_size), host, port
+        ),
+        timeout=5,
+    )
+    return connection

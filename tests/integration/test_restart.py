@@ -7,6 +7,7 @@ dropped at start-up.
 """
 
 import signal
+import socket
 import time
 
 from tests.conftest import USERS
@@ -97,3 +98,31 @@ def test_state_survives_sigkill_and_sigterm_is_clean(tmp_path):
         server.stop(signal.SIGKILL)
         for each in clients:
             each.close()
+
+
+def test_a_tcp_watcher_is_dialled_back_at_its_contact_after_a_restart(tmp_path):
+    """Its connection died with the server; RFC 3261 §18.1.1 lets us open a new one."""
+    server = provision(tmp_path, USERS).start()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+    contact = f"<sip:bob@127.0.0.1:{listener.getsockname()[1]};transport=tcp>"
+    bob = SipClient("tcp", server, user="bob")
+    alice = SipClient("udp", server, user="alice")
+    try:
+        _, first = watch(bob, contact=contact)
+        assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+        bob.close()
+        server.start()
+
+        assert publish(alice, pidf(ALICE, note="after the restart")).status == 200
+        connection, _ = listener.accept()
+        dialled = SipClient.on_accepted(connection, server, user="bob")
+        notify = next_notify(dialled)
+        assert cseq(notify) > cseq(first)
+        assert tuples(notify.body) == [("t1", "open", "after the restart")]
+        assert server.wait_for(lambda: subscriptions(server, "sip:bob@localhost") != [])
+        connection.close()
+    finally:
+        server.stop(signal.SIGKILL)
+        listener.close()
+        alice.close()

@@ -42,6 +42,7 @@ class Command(BaseCommand):
         while True:
             message = await layer.receive(WORKER_CHANNEL)
             try:
-                await delivery.send(Flow.deserialize(message["flow"]), message["data"])
+                fallback = tuple(message["fallback"]) if "fallback" in message else None
+                await delivery.send(Flow.deserialize(message["flow"]), message["data"], fallback)
             except Exception:
                 log.exception("relay of an outbound message failed")
