@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "sipws",
+    "xcapapi",
 ]
 
 MIDDLEWARE = [
@@ -204,3 +205,11 @@ SIP = {
 }
 if SIP["DEFAULT_POLICY"] not in ("confirm", "allow-same-domain", "allow"):
     raise ValueError("PRESENCE_DEFAULT_POLICY must be confirm, allow-same-domain or allow")
+
+# The XCAP server (RFC 4825) under /xcap-root/ (see README and docs/xcap.md).
+XCAP = {
+    # RFC 4825 §14: Basic only where TLS protects it, so off unless asked for.
+    "ALLOW_BASIC": env_bool("XCAP_ALLOW_BASIC", False),
+    # Larger request bodies get 413; writes that would grow a document past it get 409.
+    "MAX_DOCUMENT_SIZE": env_int("XCAP_MAX_DOCUMENT_SIZE", 1024 * 1024),
+}

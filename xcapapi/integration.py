@@ -1,4 +1,61 @@
-"""How the XCAP server plugs into the SIP side: presence authorization and sources.
+"""How the XCAP server plugs into the SIP side (installed by XcapConfig.ready).
 
-Filled in by the presence-authorization work; `XcapConfig.ready()` imports it.
+- pres-rules documents decide presence subscriptions (sipws.services.policy);
+- a change of a pres-rules document re-decides the user's watchers at once;
+- a pidf-manipulation document is a presence source of its user, like a publication
+  that never expires (RFC 4827), and changing it notifies the watchers.
 """
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+
+from sipws import runtime
+from sipws.event_packages.base import Publication
+from sipws.services import notify, policy, subscribe
+from sipws.services.authorization import reevaluate
+from sipws.services.subscribe import current_state, watchers_of
+
+from . import policy as presence_policy
+from .models import XcapDocument
+from .signals import document_changed
+
+PIDF_MANIPULATION = "pidf-manipulation"
+PIDF = "application/pidf+xml"
+
+
+def pidf_manipulation(presentity: str) -> list[Publication]:
+    rows = XcapDocument.objects.filter(
+        auid=PIDF_MANIPULATION, xui=presentity, name=presence_policy.RULES_DOCUMENT
+    ).values_list("body", "etag", "updated")
+    return [
+        Publication(bytes(body), PIDF, etag, updated.timestamp(), "xcap:pidf-manipulation")
+        for body, etag, updated in rows
+    ]
+
+
+def on_document_changed(sender, *, auid, xui, name, deleted, **kwargs) -> None:
+    if name != presence_policy.RULES_DOCUMENT:
+        return
+    if auid not in (*presence_policy.PRES_RULES_AUIDS, PIDF_MANIPULATION):
+        return
+    server = runtime.get_server()
+    if auid in presence_policy.PRES_RULES_AUIDS:
+        outgoing = reevaluate(server, xui, "presence")
+    else:
+        from sipws.event_packages import base as packages
+
+        state = current_state(packages.get("presence"), xui)
+        outgoing = notify.prepare(server, watchers_of(xui, "presence"), state)
+    if outgoing:
+        # Runs in the view's worker thread: the sends belong on the server's event loop.
+        async_to_sync(notify.send)(server, outgoing)
+
+
+def install() -> None:
+    policy.register("presence", presence_policy.decide)
+    subscribe.publication_sources.setdefault("presence", []).append(pidf_manipulation)
+    document_changed.connect(on_document_changed, dispatch_uid="sipws-presence")
+
+
+install()
