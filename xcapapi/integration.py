@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
-
 from sipws import runtime
 from sipws.event_packages.base import Publication
 from sipws.services import notify, policy, subscribe
@@ -47,9 +45,7 @@ def on_document_changed(sender, *, auid, xui, name, deleted, **kwargs) -> None:
 
         state = current_state(packages.get("presence"), xui)
         outgoing = notify.prepare(server, watchers_of(xui, "presence"), state)
-    if outgoing:
-        # Runs in the view's worker thread: the sends belong on the server's event loop.
-        async_to_sync(notify.send)(server, outgoing)
+    notify.send_from_sync(server, outgoing)
 
 
 def install() -> None:

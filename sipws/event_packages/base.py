@@ -63,6 +63,10 @@ class EventPackage:
     content_types: tuple[str, ...] = ()
     #: False for packages whose state the server makes itself (presence.winfo).
     publishable: bool = True
+    #: Bodies carry a version the server rewrites per subscription (dialog-info).
+    versioned: bool = False
+    #: A watcher is not sent its own publications back (dialog;sla).
+    excludes_own: bool = False
 
     def validate(self, body: bytes, content_type: str) -> None:
         """Raise `BadBody` unless `body` is an acceptable publication of this package.
@@ -95,6 +99,10 @@ class EventPackage:
         if state is None or view is None:
             return state
         return view(state)
+
+    def with_version(self, body: bytes, version: int) -> bytes:
+        """`body` carrying `version` for one subscription; for `versioned` packages."""
+        return body
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

@@ -97,9 +97,26 @@ def _body(watcher, package, state, reason, body_for, bodies) -> bytes | None:
         return provider(watcher)
     decision = policy.decide(watcher.event, watcher.watcher_uri, watcher.presentity_uri)
     key = (watcher.event, decision.view_key)
+    if package.excludes_own:
+        key += (watcher.watcher_uri,)
     if key not in bodies:
+        if package.excludes_own:
+            from .subscribe import current_state
+
+            state = current_state(package, watcher.presentity_uri, exclude=watcher.watcher_uri)
         bodies[key] = package.notify_body(state, decision.view)
-    return bodies[key]
+    body = bodies[key]
+    if package.versioned and body is not None:
+        body = package.with_version(body, next_version(watcher))
+    return body
+
+
+def next_version(subscription: ActiveWatcher) -> int:
+    """The version this subscription's next body carries (0, 1, 2, ...), then count up."""
+    version = subscription.version
+    ActiveWatcher.objects.filter(pk=subscription.pk).update(version=F("version") + 1)
+    subscription.version += 1
+    return version
 
 
 def _build(server, watcher, body, package, now, reason) -> Outgoing:
@@ -204,3 +221,11 @@ class _Held:
 
 
 presentity_lock = PresentityLocks()
+
+
+def send_from_sync(server, outgoing: list[Outgoing]) -> None:
+    """Send from synchronous code (an HTTP view's worker thread) on the server's loop."""
+    if outgoing:
+        from asgiref.sync import async_to_sync
+
+        async_to_sync(send)(server, outgoing)

@@ -150,3 +150,48 @@ def _set_body(row: Presentity, request: Request) -> None:
 
 def _new_etag() -> str:
     return secrets.token_urlsafe(12)
+
+
+# State set by other means than a SIP PUBLISH (the MWI REST API): a publication that
+# never expires unless replaced, from a named sender, through the same engine.
+FOREVER = timedelta(days=365 * 100)
+
+
+def set_state(
+    server, presentity: str, package, body: bytes, *, sender: str, content_type: str | None = None
+) -> list[notify.Outgoing]:
+    """Replace `sender`'s publication of `presentity`; return the NOTIFYs to send."""
+    package.validate(body, content_type or package.content_types[0])
+    with transaction.atomic():
+        Presentity.objects.filter(uri=presentity, event=package.name, sender=sender).delete()
+        row = Presentity(
+            uri=presentity,
+            event=package.name,
+            etag=_new_etag(),
+            expires=datetime.now(UTC) + FOREVER,
+            publisher=sender,
+            sender=sender,
+        )
+        row.body = body
+        row.content_type = content_type or package.content_types[0]
+        row.received_time = time.time()
+        row.save()
+        return notify.prepare(
+            server, watchers_of(presentity, package.name), current_state(package, presentity)
+        )
+
+
+def clear_state(
+    server, presentity: str, package, *, sender: str | None = None
+) -> list[notify.Outgoing]:
+    """Remove `sender`'s publication (every publication when None) and notify."""
+    with transaction.atomic():
+        rows = Presentity.objects.filter(uri=presentity, event=package.name)
+        if sender is not None:
+            rows = rows.filter(sender=sender)
+        removed, _ = rows.delete()
+        if not removed:
+            return []
+        return notify.prepare(
+            server, watchers_of(presentity, package.name), current_state(package, presentity)
+        )

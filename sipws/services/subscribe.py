@@ -167,11 +167,18 @@ def _answer(server, request, flow, package, watcher, expires):
 publication_sources: dict[str, list[Callable[[str], list[Publication]]]] = {}
 
 
-def current_state(package, presentity: str, now: datetime | None = None) -> bytes | None:
-    """The package's view of all live publications, or its neutral state."""
+def current_state(
+    package, presentity: str, now: datetime | None = None, *, exclude: str | None = None
+) -> bytes | None:
+    """The package's view of all live publications, or its neutral state.
+
+    `exclude` leaves out what that user published (a watcher's own state, dialog;sla).
+    """
     rows = Presentity.objects.filter(
         uri=presentity, event=package.name, expires__gt=now or datetime.now(UTC)
     ).order_by("-received_time")
+    if exclude is not None:
+        rows = rows.exclude(publisher=exclude)
     publications = [
         Publication(bytes(r.body), r.content_type, r.etag, r.received_time, r.sender) for r in rows
     ]

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from django.db.models import F
-
 from ..event_packages.winfo import WatcherEntry, render, winfo
 from ..models import ActiveWatcher, SubscriptionStatus, Watcher
 from . import notify, policy, watchers
@@ -25,7 +23,7 @@ def full_state(subscription: ActiveWatcher) -> bytes:
     rows = Watcher.objects.filter(presentity_uri=subscription.presentity_uri, event=WATCHED)
     entries = [_entry(row, live.get(row.watcher_uri), now) for row in rows]
     return render(
-        subscription.presentity_uri, WATCHED, _next_version(subscription), "full", entries
+        subscription.presentity_uri, WATCHED, notify.next_version(subscription), "full", entries
     )
 
 
@@ -51,7 +49,7 @@ def on_changes(server, changes: list[watchers.WatcherChange]) -> list[notify.Out
             return render(
                 subscription.presentity_uri,
                 WATCHED,
-                _next_version(subscription),
+                notify.next_version(subscription),
                 "partial",
                 entries,
             )
@@ -112,13 +110,6 @@ def _entry(row: Watcher, live: ActiveWatcher | None, now: datetime) -> WatcherEn
         expiration,
         duration,
     )
-
-
-def _next_version(subscription: ActiveWatcher) -> int:
-    version = subscription.version
-    ActiveWatcher.objects.filter(pk=subscription.pk).update(version=F("version") + 1)
-    subscription.version += 1
-    return version
 
 
 def only_own(watcher: str, presentity: str) -> policy.Decision:
