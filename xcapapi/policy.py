@@ -14,7 +14,7 @@ from django.conf import settings
 from lxml import etree
 
 from sipws import xmlsafe
-from sipws.services.policy import ALLOW, Decision
+from sipws.services.policy import ALLOW, Decision, batch_cache
 
 from . import presrules
 from .models import XcapDocument
@@ -84,7 +84,20 @@ class PidfView:
 
 
 def ruleset_for(presentity: str) -> etree._Element | None:
-    """The parsed pres-rules document of a presentity, or None when there is none."""
+    """The parsed pres-rules document of a presentity, or None when there is none.
+
+    Within a policy batch (one NOTIFY fan-out) the answer is looked up once.
+    """
+    scratch = batch_cache()
+    if scratch is None:
+        return _load_ruleset(presentity)
+    key = ("pres-rules", presentity)
+    if key not in scratch:
+        scratch[key] = _load_ruleset(presentity)
+    return scratch[key]
+
+
+def _load_ruleset(presentity: str) -> etree._Element | None:
     rows = XcapDocument.objects.filter(
         auid__in=PRES_RULES_AUIDS, xui=presentity, name=RULES_DOCUMENT
     ).values_list("auid", "etag")

@@ -78,11 +78,12 @@ def prepare(
     now = now or datetime.now(UTC)
     bodies: dict = {}  # one body per distinct view, not one per watcher
     out = []
-    for watcher in watchers:
-        watcher.local_cseq += 1
-        package = packages.get(watcher.event)
-        body = _body(watcher, package, state, reason, body_for, bodies)
-        out.append(_build(server, watcher, body, package, now, reason))
+    with policy.batch():
+        for watcher in watchers:
+            watcher.local_cseq += 1
+            package = packages.get(watcher.event)
+            body = _body(watcher, package, state, reason, body_for, bodies)
+            out.append(_build(server, watcher, body, package, now, reason))
     return out
 
 

@@ -6,7 +6,9 @@ active and sees everything. `xcapapi` registers the pres-rules policy for presen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 
@@ -35,3 +37,22 @@ def register(event: str, policy: Policy) -> None:
 def decide(event: str, watcher: str, presentity: str) -> Decision:
     policy = _policies.get(event)
     return policy(watcher, presentity) if policy is not None else ALLOW
+
+
+_batch: ContextVar[dict | None] = ContextVar("policy_batch", default=None)
+
+
+@contextmanager
+def batch() -> Iterator[None]:
+    """Decisions made inside share `batch_cache()`: one NOTIFY fan-out reads a
+    presentity's rules once, not once per watcher."""
+    token = _batch.set({})
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+
+
+def batch_cache() -> dict | None:
+    """The current batch's scratch space for policies, or None outside a batch."""
+    return _batch.get()

@@ -74,8 +74,7 @@ def do_publish(server, request, package, expires, presentity, etag):
             new_etag, changed = _apply(server, request, package, expires, presentity, etag, account)
             outgoing = []
             if changed:
-                state = current_state(package, presentity)
-                outgoing = notify.prepare(server, watchers_of(presentity, package.name), state)
+                outgoing = _notify_watchers(server, presentity, package)
     except Reject as reject:
         return reject.response, []
     response = make_response(request, 200)
@@ -176,9 +175,7 @@ def set_state(
         row.content_type = content_type or package.content_types[0]
         row.received_time = time.time()
         row.save()
-        return notify.prepare(
-            server, watchers_of(presentity, package.name), current_state(package, presentity)
-        )
+        return _notify_watchers(server, presentity, package)
 
 
 def clear_state(
@@ -192,6 +189,12 @@ def clear_state(
         removed, _ = rows.delete()
         if not removed:
             return []
-        return notify.prepare(
-            server, watchers_of(presentity, package.name), current_state(package, presentity)
-        )
+        return _notify_watchers(server, presentity, package)
+
+
+def _notify_watchers(server, presentity: str, package) -> list[notify.Outgoing]:
+    """NOTIFYs with the new state; nobody watching, no state to compose."""
+    watchers = watchers_of(presentity, package.name)
+    if not watchers:
+        return []
+    return notify.prepare(server, watchers, current_state(package, presentity))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.utils import timezone
+
 from ..models import ActiveWatcher, SubscriptionStatus, Watcher
 
 
@@ -37,22 +39,30 @@ def listen(listener: Listener) -> None:
 
 def report(server, changes: list[WatcherChange]) -> list:
     """Store the changes in the Watcher table; return the NOTIFYs listeners want sent."""
-    for change in changes:
-        Watcher.objects.update_or_create(
-            presentity_uri=change.presentity,
-            watcher_uri=change.watcher,
-            event=change.event,
-            defaults={
-                # A pending watcher whose subscription ended keeps waiting for a decision.
-                "status": "pending" if change.status == "waiting" else change.status,
-                "reason": change.reason,
-                "watcher_display": change.display_name,
-            },
-        )
+    # One upsert for all changes, instead of a read and a write for each.
+    Watcher.objects.bulk_create(
+        [_row(change) for change in changes],
+        update_conflicts=True,
+        unique_fields=["presentity_uri", "watcher_uri", "event"],
+        update_fields=["status", "reason", "watcher_display", "updated"],
+    )
     outgoing = []
     for listener in _listeners:
         outgoing += listener(server, changes)
     return outgoing
+
+
+def _row(change: WatcherChange) -> Watcher:
+    return Watcher(
+        presentity_uri=change.presentity,
+        watcher_uri=change.watcher,
+        event=change.event,
+        # A pending watcher whose subscription ended keeps waiting for a decision.
+        status="pending" if change.status == "waiting" else change.status,
+        reason=change.reason,
+        watcher_display=change.display_name,
+        updated=timezone.now(),
+    )
 
 
 def started(subscription: ActiveWatcher, reason: str = "subscribe") -> WatcherChange:

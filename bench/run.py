@@ -1,0 +1,497 @@
+"""`make bench`: load scenarios against the embedded default server; a table and raw output.
+
+Every scenario gets a fresh server (`manage.py runsip`, SQLite, SIP_RATE_LIMIT=0) on a copy
+of one provisioned DATA_DIR, so no scenario inherits another's rows or memory. Rate
+scenarios search for the highest rate with < 0.1 % failed calls and <= 1 % retransmitted
+requests: doubling steps from 100/s, then bisection. BENCH_QUICK=1 runs one short step each.
+Results: stdout and bench/results/latest.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+from sipmsg import DOMAIN, PASSWORD  # noqa: E402
+
+from tests.serverproc import ServerProcess  # noqa: E402
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+STEP_SECONDS = 3 if QUICK else 5
+USERS = 6000  # 5,500 WebSocket clients at the highest fill level, plus spares
+SIPP_DIR = ROOT / "tests" / "interop" / "sipp"
+RESULTS = BENCH / "results" / "latest.md"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+# Kamailio 5.6, memory-only, 4 UDP children, no auth, same kind of 2-core machine
+# (../shared/anchors/kamailio/README.md); Kamailio itself is run by a later issue.
+KAMAILIO = {
+    "publish": (3000, "calls/s (2,000 with no retransmissions)"),
+    "subscribe": (3500, "calls/s (3,000 with no retransmissions)"),
+    "fanout500": (13900, "NOTIFY/s, p50 84-112 ms, p99 206-259 ms"),
+}
+
+
+@dataclass
+class Step:
+    """One load step; `rate` is the offered rate (sipp) or the measured one (closed loop)."""
+
+    rate: float
+    done: int  # calls or requests that completed
+    failed: int
+    retransmitted: int = 0
+    requests: int = 0  # requests sent, the base of the retransmission share
+    server_cpu: float = 0.0  # share of one core
+    driver_cpu: float = 0.0
+    detail: str = ""
+    screen: str = ""  # sipp's final screen
+
+    @property
+    def failed_pct(self) -> float:
+        return 100 * self.failed / max(1, self.done + self.failed)
+
+    @property
+    def retrans_pct(self) -> float:
+        return 100 * self.retransmitted / max(1, self.requests)
+
+    @property
+    def passed(self) -> bool:
+        return self.done > 0 and self.failed_pct < 0.1 and self.retrans_pct <= 1.0
+
+    def line(self) -> str:
+        verdict = "pass" if self.passed else "FAIL"
+        return (
+            f"{self.rate:8.0f}/s  done {self.done:6d}  failed {self.failed_pct:6.2f} %  "
+            f"retrans {self.retrans_pct:6.2f} %  server cpu {self.server_cpu:4.0%}  "
+            f"driver cpu {self.driver_cpu:4.0%}  {verdict}  {self.detail}"
+        )
+
+
+@dataclass
+class Bench:
+    """The run's working directory, its results table and its raw output."""
+
+    work: Path
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+
+    def log(self, text: str) -> None:
+        print(text, flush=True)
+        self.raw.append(text)
+
+    def row(self, title: str, result: str, detail: str = "", reference: str = "") -> None:
+        self.rows.append((title, result, detail, reference))
+
+    @contextmanager
+    def server(self, name: str):
+        """A fresh server on a copy of the provisioned DATA_DIR; its log is kept on errors."""
+        data_dir = self.work / f"data-{name}"
+        shutil.copytree(self.work / "template", data_dir)
+        proc = ServerProcess(data_dir, SIP_DOMAINS=DOMAIN, SIP_RATE_LIMIT="0").start()
+        try:
+            yield proc
+        finally:
+            proc.stop()
+            if any("Traceback" in line for line in proc.output):
+                self.raw.append("server log (it logged errors):\n" + "".join(proc.output[-60:]))
+
+
+# Server --------------------------------------------------------------------------------
+
+
+def provision(data_dir: Path) -> None:
+    """Migrate and add users u0..uN and `fan` (no Django login: its password hash is slow)."""
+    proc = ServerProcess(data_dir, SIP_DOMAINS=DOMAIN)
+    proc.manage("migrate", "-v0")
+    script = (
+        "from django.db import transaction\n"
+        "from sipws.services.accounts import create_account\n"
+        "with transaction.atomic():\n"
+        f"    for name in ['fan', *(f'u{{i}}' for i in range({USERS}))]:\n"
+        f"        create_account(f'{{name}}@{DOMAIN}', {PASSWORD!r}, create_login=False)\n"
+    )
+    proc.manage("shell", "-c", script)
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+def wait_idle(pid: int, limit: float = 30) -> None:
+    """Let the server finish a backlog (queued datagrams, retransmissions) before a step."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - before < 0.05 * 0.5:
+            return
+
+
+def measured(pid: int, command: list[str], timeout: float):
+    """Run a load generator; return its result and the server's and its own CPU share."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before, start = cpu_seconds(pid), time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    driver = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    return result, (cpu_seconds(pid) - server_before) / wall, driver / wall
+
+
+# sipp scenarios -------------------------------------------------------------------------
+
+
+@dataclass
+class SippScenario:
+    file: str
+    requests_per_call: int  # requests sipp sends per call, the retransmission base
+    args: list[str] = field(default_factory=list)
+    user_line: Callable[[int], str] | None = None  # injection file (-inf) line of user i
+
+
+def _auth(i: int) -> str:
+    # sipp 3.6 cannot nest [field..] in [authentication], so the file carries it whole.
+    return f"[authentication username=u{i} password={PASSWORD}]"
+
+
+SIPP = {
+    # One AOR for every call: register_digest.xml takes its identity from the command line.
+    "register": SippScenario(
+        "register_digest.xml",
+        3,
+        ["-s", "u0", "-key", "domain", DOMAIN, "-au", "u0", "-ap", PASSWORD, "-auth_uri", DOMAIN],
+    ),
+    # One user per call, so that concurrent calls do not share a presentity.
+    "publish": SippScenario(
+        "publish_lifecycle.xml", 5, user_line=lambda i: f"u{i};{DOMAIN};{_auth(i)}"
+    ),
+    "subscribe": SippScenario(
+        "subscribe_dialog.xml",
+        3,
+        user_line=lambda i: f"u{i};{DOMAIN};{_auth(i)};u{(i + 1) % USERS}@{DOMAIN}",
+    ),
+}
+
+
+def sipp_args(scenario: SippScenario, work: Path) -> list[str]:
+    if scenario.user_line is None:
+        return scenario.args
+    path = work / (Path(scenario.file).stem + ".csv")
+    if not path.exists():
+        lines = "\n".join(scenario.user_line(i) for i in range(USERS))
+        path.write_text(f"SEQUENTIAL\n{lines}\n")
+    return [*scenario.args, "-inf", str(path)]
+
+
+def sipp_step(bench: Bench, proc: ServerProcess, scenario: SippScenario, rate: int) -> Step:
+    calls = rate * STEP_SECONDS
+    stat, screen = bench.work / "sipp-stat.csv", bench.work / "sipp-screen.txt"
+    for path in (stat, screen):
+        path.unlink(missing_ok=True)
+    command = [
+        "sipp", "-sf", str(SIPP_DIR / scenario.file), *sipp_args(scenario, bench.work),
+        "-i", "127.0.0.1", "-p", "0", "-m", str(calls), "-r", str(rate), "-rp", "1000",
+        "-l", str(rate * 5), "-nostdin", "-timeout", f"{STEP_SECONDS + 20}s",
+        "-max_recv_loops", "1000", "-trace_stat", "-stf", str(stat), "-fd", "1",
+        "-trace_screen", "-screen_file", str(screen), f"127.0.0.1:{proc.udp_port}",
+    ]  # fmt: skip
+    result, server_cpu, driver_cpu = measured(proc.process.pid, command, STEP_SECONDS + 40)
+    header, last = _stat_lines(stat)
+    values = dict(zip(header, last, strict=False))
+    ok = int(values.get("SuccessfulCall(C)", 0))
+    final_screen = screen.read_text(errors="replace") if screen.exists() else ""
+    step = Step(
+        rate=rate,
+        done=ok,
+        failed=calls - ok,  # calls still open at sipp's timeout count as failed
+        retransmitted=int(values.get("Retransmissions(C)", 0)),
+        requests=calls * scenario.requests_per_call,
+        server_cpu=server_cpu,
+        driver_cpu=driver_cpu,
+        screen=final_screen,
+    )
+    bench.raw.append("$ " + " ".join(command))
+    if not step.passed:
+        bench.raw.append(_tail(final_screen, 40))
+    if ok == 0:
+        bench.raw.append((result.stderr or result.stdout)[-2000:])
+    return step
+
+
+def _stat_lines(path: Path) -> tuple[list[str], list[str]]:
+    if not path.exists():
+        return [], []
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    return lines[0].split(";"), lines[-1].split(";")
+
+
+def _tail(text: str, lines: int) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def search(run_step: Callable[[int], Step], bench: Bench) -> list[Step]:
+    """Doubling steps from 100/s until one fails, then bisect to within about 10 %."""
+    steps: list[Step] = []
+
+    def run(rate: int) -> bool:
+        step = run_step(rate)
+        steps.append(step)
+        bench.log("    " + step.line())
+        return step.passed
+
+    if QUICK:
+        run(100)
+        return steps
+    low, high, rate = 0, None, 100
+    while rate <= 6400:
+        if not run(rate):
+            high = rate
+            break
+        low, rate = rate, rate * 2
+    for _ in range(3 if high else 0):
+        middle = int(round((low + high) / 2, -1))
+        if middle in (low, high) or high - low <= max(20, low // 10):
+            break
+        if run(middle):
+            low = middle
+        else:
+            high = middle
+    return steps
+
+
+def best(steps: list[Step]) -> Step | None:
+    passing = [s for s in steps if s.passed]
+    return max(passing, key=lambda s: s.rate) if passing else None
+
+
+def sipp_scenario(bench: Bench, title: str, name: str) -> None:
+    with bench.server(name) as proc:
+
+        def step(rate: int) -> Step:
+            wait_idle(proc.process.pid)
+            return sipp_step(bench, proc, SIPP[name], rate)
+
+        steps = search(step, bench)
+    top = best(steps)
+    if top is None:
+        bench.row(title, "fails at the lowest step", steps[-1].line().strip())
+        return
+    bench.raw.append(f"sipp screen at {top.rate:.0f} calls/s:\n{_tail(top.screen, 45)}")
+    bench.row(title, f"{top.rate:.0f} calls/s", _cpu(top), _kamailio(name, top.rate))
+
+
+def _cpu(step: Step) -> str:
+    return f"server CPU {step.server_cpu:.0%} of a core, load generator {step.driver_cpu:.0%}"
+
+
+def _kamailio(name: str, ours: float) -> str:
+    if name not in KAMAILIO:
+        return ""
+    theirs, what = KAMAILIO[name]
+    if QUICK:  # one step is no search: a ratio would mislead
+        return f"{theirs:,} {what}"
+    return f"{theirs:,} {what}; ours is {100 * ours / theirs:.1f} %"
+
+
+# Python drivers -------------------------------------------------------------------------
+
+
+def driver(bench: Bench, proc: ServerProcess, script: str, *args: str, timeout: float = 600):
+    """Run one of our Python drivers; return its JSON result and the CPU shares."""
+    command = [sys.executable, str(BENCH / script), *args]
+    result, server_cpu, driver_cpu = measured(proc.process.pid, command, timeout)
+    bench.raw.append("$ " + " ".join(command) + "\n" + result.stdout.strip())
+    if result.returncode != 0:
+        raise RuntimeError(f"{script} failed: {result.stderr.strip().splitlines()[-1:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1]), server_cpu, driver_cpu
+
+
+def websocket_register(bench: Bench, title: str) -> None:
+    steps = []
+    with bench.server("ws") as proc:
+        for connections in [10] if QUICK else [1, 10, 50, 200]:
+            wait_idle(proc.process.pid)
+            out, server_cpu, driver_cpu = driver(
+                bench, proc, "ws_driver.py", "register", "--url", proc.ws_url,
+                "--connections", str(connections), "--seconds", str(STEP_SECONDS),
+            )  # fmt: skip
+            step = Step(
+                rate=out["rate"],
+                done=out["requests"],
+                failed=out["failed"],
+                server_cpu=server_cpu,
+                driver_cpu=driver_cpu,
+                detail=f"{connections} connections, p50 {out['p50_ms']:.1f} ms "
+                f"p99 {out['p99_ms']:.1f} ms",
+            )
+            bench.log("    " + step.line())
+            steps.append(step)
+        top = best(steps)
+        target = "issue 7 target: >= 1,000/s per process"
+        if top is None:
+            bench.row(title, "failed", steps[-1].line().strip(), target)
+        else:
+            bench.row(title, f"{top.rate:.0f} requests/s", f"{top.detail}; {_cpu(top)}", target)
+
+        levels, batch = ("0", 200) if QUICK else ("0,1000,5000", 500)
+        wait_idle(proc.process.pid)
+        out, _, _ = driver(
+            bench, proc, "ws_driver.py", "open", "--url", proc.ws_url, "--levels", levels,
+            "--batch", str(batch),
+        )  # fmt: skip
+    for level in out["levels"]:
+        detail = (
+            f"p50 {level['p50_ms']:.0f} ms, p99 {level['p99_ms']:.0f} ms, "
+            f"{level['failed']} of {batch} failed"
+        )
+        bench.log(f"    {level['rate']:.0f} opens/s at {level['fill']} open, {detail}")
+        bench.row(
+            f"WebSocket open rate (handshake + REGISTER with digest), {level['fill']} open",
+            f"{level['rate']:.0f} opens/s",
+            detail,
+            "issue 7 target: >= 300/s at any fill level",
+        )
+
+
+def fanout(bench: Bench, title: str, watchers: int) -> None:
+    changes = 20 if QUICK else 100
+    with bench.server(f"fanout{watchers}") as proc:
+        out, server_cpu, driver_cpu = driver(
+            bench, proc, "fanout.py", "--port", str(proc.udp_port),
+            "--watchers", str(watchers), "--changes", str(changes),
+        )  # fmt: skip
+    detail = (
+        f"{changes} changes, PUBLISH->NOTIFY p50 {out['p50_ms']:.0f} ms p99 {out['p99_ms']:.0f} ms,"
+        f" {out['missing']} missing, {out['retransmitted']} retransmitted,"
+        f" {out['publish_refused']} PUBLISH refused;"
+        f" server CPU {server_cpu:.0%}, driver {driver_cpu:.0%}"
+    )
+    bench.log(f"    {out['notify_rate']:.0f} NOTIFY/s, {detail}")
+    reference = _kamailio(f"fanout{watchers}", out["notify_rate"])
+    bench.row(title, f"{out['notify_rate']:.0f} NOTIFY/s", detail, reference)
+
+
+def memory(bench: Bench, title: str, count: int) -> None:
+    with bench.server("memory") as proc:
+        out, _, _ = driver(
+            bench, proc, "ws_driver.py", "subscribers", "--url", proc.ws_url,
+            "--pid", str(proc.process.pid), "--connections", str(count),
+        )  # fmt: skip
+    detail = (
+        f"RSS {out['rss_before_kb'] / 1024:.0f} -> {out['rss_after_kb'] / 1024:.0f} MiB,"
+        f" {out['subscribed']} subscribed, {out['failed']} failed"
+    )
+    bench.log(f"    {out['kb_per_subscriber']:.1f} KB each, {detail}")
+    bench.row(title, f"{out['kb_per_subscriber']:.1f} KB each", detail, "issue 7 target: <= 50 KB")
+
+
+def sipp_version() -> str:
+    try:
+        out = subprocess.run(["sipp", "-v"], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        return ""
+    return next((line.strip() for line in out.splitlines() if "SIPp" in line), "sipp")
+
+
+# Report ---------------------------------------------------------------------------------
+
+
+def machine() -> list[str]:
+    model = "unknown"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return [
+        f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
+        f"cpus: {os.cpu_count()} x {model}",
+        f"python: {platform.python_version()}",
+        f"sipp: {sipp_version() or 'not installed'}",
+        f"load average at start: {os.getloadavg()[0]:.2f}",
+        f"mode: {'BENCH_QUICK=1 (one short step each)' if QUICK else 'full'}",
+    ]
+
+
+def table(rows: list[tuple[str, str, str, str]]) -> str:
+    lines = ["| scenario | result | detail | Kamailio / target |", "| --- | --- | --- | --- |"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    return "\n".join(lines)
+
+
+def scenarios() -> list[tuple[str, Callable[[Bench, str], None]]]:
+    """(title, run) in the order they run; sipp's scenarios only where sipp is installed."""
+    sipp = shutil.which("sipp") is not None
+    out = []
+    if sipp:
+        out.append(
+            ("REGISTER with digest over UDP (sipp)", partial(sipp_scenario, name="register"))
+        )
+    out.append(("REGISTER with digest over WebSocket (closed loop)", websocket_register))
+    if sipp:
+        title = "PUBLISH lifecycle over UDP (sipp; 5 PUBLISH per call with digest)"
+        out.append((title, partial(sipp_scenario, name="publish")))
+        title = "SUBSCRIBE dialog over UDP (sipp; SUBSCRIBE, NOTIFY, un-SUBSCRIBE, NOTIFY)"
+        out.append((title, partial(sipp_scenario, name="subscribe")))
+    for watchers in [100] if QUICK else [100, 500]:
+        title = f"NOTIFY fan-out, {watchers} UDP watchers of one presentity"
+        out.append((title, partial(fanout, watchers=watchers)))
+    count = 200 if QUICK else 1000
+    title = f"Memory per WebSocket client registered and subscribed, {count} clients"
+    out.append((title, partial(memory, count=count)))
+    return out
+
+
+def main() -> int:
+    started = time.monotonic()
+    facts = machine()
+    with tempfile.TemporaryDirectory(prefix="sipws-bench-") as tmp:
+        bench = Bench(Path(tmp))
+        for line in facts:
+            bench.log(line)
+        if not shutil.which("sipp"):
+            bench.log("sipp not found: UDP scenarios skipped (apt-get install sip-tester)")
+        provision(bench.work / "template")
+        for title, run in scenarios():
+            bench.log(f"\n== {title}")
+            try:
+                run(bench, title)
+            except Exception as error:  # one broken scenario must not hide the others
+                bench.log(f"    error: {error}")
+                bench.row(title, "error", str(error))
+    facts.append(f"load average at end: {os.getloadavg()[0]:.2f}")
+    bench.log(f"\nfinished in {time.monotonic() - started:.0f} s, {facts[-1]}\n")
+    summary = table(bench.rows)
+    print(summary)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(
+        "# Benchmark results\n\n"
+        + "\n".join(f"- {line}" for line in facts)
+        + f"\n\n{summary}\n\n## Raw output\n\n```\n"
+        + "\n".join(bench.raw)
+        + "\n```\n"
+    )
+    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
