@@ -214,14 +214,14 @@ def clean_up(client: SipClient, server) -> None:
     of a module-scoped server starts from none (a WebSocket's end on close by itself)."""
     drain(client, 0.02)
     for row in server.records(
-        "SELECT uri, etag FROM sipws_presentity WHERE call_id = ?", (client.call_id,)
+        "SELECT uri, event, etag FROM sipws_presentity WHERE call_id = ?", (client.call_id,)
     ):
-        publish(client, expires=0, etag=row["etag"], presentity=row["uri"])
+        publish(client, expires=0, etag=row["etag"], presentity=row["uri"], event=row["event"])
     for row in server.records(
         "SELECT * FROM sipws_activewatcher WHERE call_id = ? AND from_tag = ?",
         (client.call_id, client.tag),
     ):
-        event = "presence" + (f";id={row['event_id']}" if row["event_id"] else "")
+        event = row["event"] + (f";id={row['event_id']}" if row["event_id"] else "")
         reply = subscribe(
             client, row["presentity_uri"], expires=0, to_tag=row["to_tag"], event=event
         )

@@ -40,12 +40,14 @@ def reevaluate(server, presentity: str, event: str = "presence") -> list[notify.
                 subscription.status, subscription.reason = decision.status, decision.reason
                 subscription.save(update_fields=["status", "reason"])
                 changes.append(watchers.started(subscription, reason))
+            elif subscription.status != SubscriptionStatus.ACTIVE:
+                continue  # still pending: nothing new to tell it
             keep.append(subscription)
         outgoing = notify.prepare(server, keep, current_state(package, presentity))
         for subscription in rejected:
             outgoing += notify.prepare(server, [subscription], None, reason=subscription.reason)
         ActiveWatcher.objects.filter(pk__in=[s.pk for s in rejected]).delete()
-        _redecide_waiting(event, presentity, {s.watcher_uri for s in subscriptions})
+        changes += _redecide_waiting(event, presentity, {s.watcher_uri for s in subscriptions})
         outgoing += watchers.report(server, changes)
     return outgoing
 
@@ -66,12 +68,32 @@ def _winfo_event(before: str, after: str) -> str:
     return "subscribe"
 
 
-def _redecide_waiting(event: str, presentity: str, live: set[str]) -> None:
-    """Watchers with no subscription now keep the new decision for when they return."""
+def _redecide_waiting(event: str, presentity: str, live: set[str]) -> list:
+    """Watchers with no subscription keep the new decision for when they come back.
+
+    RFC 3857 §3.4: a waiting watcher that is approved or rejected moves to terminated,
+    with the event saying which; watcher-info subscribers are told.
+    """
+    changes = []
     for row in Watcher.objects.filter(presentity_uri=presentity, event=event).exclude(
         watcher_uri__in=live
     ):
         decision = _decision(event, row.watcher_uri, presentity)
-        if decision.status != row.status:
-            row.status, row.reason = decision.status, decision.reason
-            row.save(update_fields=["status", "reason"])
+        if decision.status == row.status:
+            continue
+        reason = {SubscriptionStatus.ACTIVE: "approved", TERMINATED: "rejected"}.get(
+            decision.status, "subscribe"
+        )
+        shown = "waiting" if decision.status == SubscriptionStatus.PENDING else "terminated"
+        changes.append(
+            watchers.WatcherChange(
+                presentity,
+                event,
+                row.watcher_uri,
+                row.watcher_display,
+                shown,
+                reason,
+                decision.status,
+            )
+        )
+    return changes

@@ -26,6 +26,7 @@ class WatcherChange:
     display_name: str
     status: str
     reason: str
+    decision: str  # what the Watcher table keeps: the authorization, pending/active/terminated
 
 
 Listener = Callable[[object, list[WatcherChange]], list]
@@ -57,8 +58,7 @@ def _row(change: WatcherChange) -> Watcher:
         presentity_uri=change.presentity,
         watcher_uri=change.watcher,
         event=change.event,
-        # A pending watcher whose subscription ended keeps waiting for a decision.
-        status="pending" if change.status == "waiting" else change.status,
+        status=change.decision,
         reason=change.reason,
         watcher_display=change.display_name,
         updated=timezone.now(),
@@ -73,11 +73,17 @@ def started(subscription: ActiveWatcher, reason: str = "subscribe") -> WatcherCh
         subscription.watcher_display,
         subscription.status,
         reason,
+        subscription.status,
     )
 
 
 def ended(subscription: ActiveWatcher, reason: str) -> WatcherChange:
-    pending = subscription.status == SubscriptionStatus.PENDING and reason != "rejected"
+    """The subscription is gone; the authorization it had stays for its next one.
+
+    A pending watcher whose subscription ends is `waiting` (RFC 3857 §3.4).
+    """
+    rejected = reason == "rejected"
+    pending = subscription.status == SubscriptionStatus.PENDING and not rejected
     return WatcherChange(
         subscription.presentity_uri,
         subscription.event,
@@ -85,4 +91,5 @@ def ended(subscription: ActiveWatcher, reason: str) -> WatcherChange:
         subscription.watcher_display,
         "waiting" if pending else "terminated",
         reason,
+        SubscriptionStatus.TERMINATED if rejected else subscription.status,
     )
