@@ -16,6 +16,7 @@ __all__ = [
     "BadBody",
     "EventPackage",
     "Publication",
+    "for_event",
     "get",
     "media_type",
     "names",
@@ -104,6 +105,11 @@ class EventPackage:
         """`body` carrying `version` for one subscription; for `versioned` packages."""
         return body
 
+    def successor(self, previous: bytes, body: bytes) -> bytes:
+        """What a publication stores when `body` replaces its `previous` body (a
+        modify, or the same device publishing again); the base class stores `body`."""
+        return body
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
@@ -131,6 +137,18 @@ def get(name: str) -> EventPackage | None:
     return _registry.get(_key(name))
 
 
+def for_event(package: str, params: Sequence[tuple[str, str | None]] = ()) -> EventPackage | None:
+    """The package an Event header names: "dialog" with a bare `sla` parameter is
+    "dialog;sla" when that is registered (a package parameter), else "dialog"."""
+    for key, value in params:
+        if value is None and key.lower() != "id":
+            found = _registry.get(f"{package};{key.strip().lower()}")
+            if found is not None:
+                return found
+    return get(package)
+
+
 def names() -> list[str]:
-    """Registered package names, sorted, as an Allow-Events header lists them."""
-    return sorted(_registry)
+    """Registered event types, sorted, as an Allow-Events header lists them (RFC 6665
+    §8.2.2: tokens only, so "dialog;sla" is announced as "dialog")."""
+    return sorted({name.split(";", 1)[0] for name in _registry})

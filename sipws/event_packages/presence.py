@@ -10,20 +10,16 @@ presentity: one PIDF document holding every device's tuples.
 from __future__ import annotations
 
 import copy
-import logging
-import re
-import threading
 from collections.abc import Sequence
 from typing import Literal
 
 from lxml import etree
 
 from sipws import xmlsafe
+from sipws.event_packages import xmldoc
 from sipws.event_packages.base import BadBody, EventPackage, Publication, register
 
 __all__ = ["DM_NS", "PIDF_NS", "RPID_NS", "PresencePackage", "presence"]
-
-log = logging.getLogger(__name__)
 
 PIDF_NS = "urn:ietf:params:xml:ns:pidf"
 DM_NS = "urn:ietf:params:xml:ns:pidf:data-model"
@@ -36,8 +32,6 @@ _BASIC = f"{{{PIDF_NS}}}basic"
 _NOTE = f"{{{PIDF_NS}}}note"
 _PERSON = f"{{{DM_NS}}}person"
 _DEVICE = f"{{{DM_NS}}}device"
-
-_XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 # The PIDF core as RFC 3863 section 4 describes it, with two deliberate relaxations so
 # that real user agents are not refused: children of <presence>, <tuple> and <status>
@@ -108,17 +102,7 @@ _PIDF_XSD = b"""\
 </xs:schema>
 """
 
-_SCHEMA_ELEMENT = re.compile(r"Element '(?:\{[^}]*\})?([\w.-]+)'", re.ASCII)
-
-_local = threading.local()
-
-
-def _schema() -> etree.XMLSchema:
-    # A validator keeps its error log on itself, so each thread gets its own.
-    schema = getattr(_local, "schema", None)
-    if schema is None:
-        schema = _local.schema = etree.XMLSchema(etree.fromstring(_PIDF_XSD))
-    return schema
+_SCHEMA = xmldoc.Schema(_PIDF_XSD)
 
 
 def _check_pidf(root: etree._Element) -> None:
@@ -139,12 +123,10 @@ def _check_pidf(root: etree._Element) -> None:
         if statuses != 1:
             many = "PIDF tuple with more than one status"
             raise BadBody(400, many if statuses else "PIDF tuple without status", tuple_id)
-    schema = _schema()
-    if not schema.validate(root):
-        detail = schema.error_log.last_error.message if schema.error_log else ""
-        # Name the offending element in the reason phrase: it is an NCName, safe there.
-        named = _SCHEMA_ELEMENT.match(detail)
-        reason = f"Invalid PIDF {named.group(1)}" if named else "Invalid PIDF document"
+    detail = _SCHEMA.error(root)
+    if detail is not None:
+        element, _ = xmldoc.Schema.culprit(detail)
+        reason = f"Invalid PIDF {element}" if element else "Invalid PIDF document"
         raise BadBody(400, reason, detail)
 
 
@@ -187,7 +169,7 @@ class PresencePackage(EventPackage):
             return publications[0].body
         roots = []
         for publication in publications:
-            root = self._stored_root(publication)
+            root = xmldoc.stored_root(publication, _PRESENCE)
             if root is not None:
                 roots.append(root)
         if not roots:
@@ -218,7 +200,7 @@ class PresencePackage(EventPackage):
             if root_notes and not notes:
                 notes = root_notes
 
-        out = etree.Element(_PRESENCE, nsmap=_merged_nsmap(roots))
+        out = etree.Element(_PRESENCE, nsmap=xmldoc.merged_nsmap(roots, PIDF_NS))
         out.set("entity", presentity_uri)
         out.text = "\n"
         # RFC 3863 orders the children: tuples, then notes, then extensions.
@@ -232,7 +214,7 @@ class PresencePackage(EventPackage):
             clone = copy.deepcopy(element)
             clone.tail = "\n"
             out.append(clone)
-        return _serialize(out)
+        return xmldoc.serialize(out)
 
     def neutral_body(self, presentity_uri: str) -> bytes | None:
         if self.neutral == "none":
@@ -241,38 +223,7 @@ class PresencePackage(EventPackage):
         root.set("entity", presentity_uri)
         tup = etree.SubElement(root, _TUPLE, id="offline")
         etree.SubElement(etree.SubElement(tup, _STATUS), _BASIC).text = "closed"
-        return _serialize(root)
-
-    def _stored_root(self, publication: Publication) -> etree._Element | None:
-        # The size limit guarded the PUBLISH, so a stored body is read whatever its size;
-        # one that does not parse (a row edited by hand) is left out rather than failing
-        # every watcher.
-        body = publication.body
-        try:
-            root = xmlsafe.parse(body, max_bytes=len(body))
-        except xmlsafe.XmlError as exc:
-            log.warning("skipping stored publication %s: %s", publication.etag, exc.reason)
-            return None
-        if root.tag != _PRESENCE:
-            log.warning("skipping stored publication %s: not PIDF", publication.etag)
-            return None
-        return root
-
-
-def _merged_nsmap(roots: Sequence[etree._Element]) -> dict[str | None, str]:
-    """PIDF as the default namespace plus the prefixes the sources declared on their
-    roots, the newest source winning a prefix. Copied elements redeclare what they
-    need anyway; this keeps prefixes used inside attribute values and text in scope."""
-    nsmap: dict[str | None, str] = {None: PIDF_NS}
-    for root in roots:
-        for prefix, uri in root.nsmap.items():
-            if prefix is not None and prefix not in nsmap:
-                nsmap[prefix] = uri
-    return nsmap
-
-
-def _serialize(root: etree._Element) -> bytes:
-    return _XML_DECLARATION + etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+        return xmldoc.serialize(root)
 
 
 presence = register(PresencePackage())

@@ -23,7 +23,7 @@ def event_package(request: Request, *, publishing: bool = False) -> packages.Eve
         event = request.event
     except ParseError:
         event = None
-    package = packages.get(event.package) if event is not None else None
+    package = packages.for_event(event.package, event.params) if event is not None else None
     if package is None or (publishing and not package.publishable):
         response = make_response(request, 489)
         response.headers.add("Allow-Events", ", ".join(packages.names()))
@@ -63,13 +63,16 @@ def sender_aor(request: Request) -> str:
     return uri.aor
 
 
-def authenticated_sender(server, request: Request):
-    """The enabled account that sent this request (digest), matching its From; else reject."""
+def authenticated_sender(server, request: Request, *, proxy: bool = False):
+    """The enabled account that sent this request (digest), matching its From; else reject.
+
+    `proxy`: the request is relayed (MESSAGE), so the challenge is a 407 (RFC 3261 §22.3).
+    """
     aor = sender_aor(request)
     domain = aor.rpartition("@")[2]
     if not server.config.serves_domain(domain):
         raise Reject(make_response(request, 403, "Forbidden (From domain not served)"))
-    outcome = authenticate_request(server, request, domain)
+    outcome = authenticate_request(server, request, domain, proxy=proxy)
     if outcome.response is not None:
         raise Reject(outcome.response)
     if outcome.account.aor != aor:
