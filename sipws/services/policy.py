@@ -39,6 +39,24 @@ def decide(event: str, watcher: str, presentity: str) -> Decision:
     return policy(watcher, presentity) if policy is not None else ALLOW
 
 
+# Who may PUBLISH another user's state, per event: a package registers a check taking the
+# authenticated SipAccount and the presentity AOR (mwi: a voicemail system's account may
+# publish any mailbox's message-summary). A user may always publish its own.
+PublishCheck = Callable[[object, str], bool]
+_publishers: dict[str, PublishCheck] = {}
+
+
+def register_publisher(event: str, check: PublishCheck) -> None:
+    _publishers[event] = check
+
+
+def may_publish(event: str, account, presentity: str) -> bool:
+    if account.aor == presentity:
+        return True
+    check = _publishers.get(event)
+    return check is not None and check(account, presentity)
+
+
 _batch: ContextVar[dict | None] = ContextVar("policy_batch", default=None)
 
 

@@ -21,7 +21,7 @@ from ..core.flow import Flow
 from ..core.message import Request, make_response
 from ..event_packages.base import BadBody
 from ..models import Presentity
-from . import notify
+from . import notify, policy
 from .common import Reject, authenticated_sender, bounded_expires, event_package, resource_aor
 from .subscribe import current_state, watchers_of
 
@@ -68,7 +68,7 @@ def _reason(status: int) -> str:
 def do_publish(server, request, package, expires, presentity, etag):
     try:
         account = authenticated_sender(server, request)
-        if account.aor != presentity:
+        if not policy.may_publish(package.name, account, presentity):
             raise Reject(make_response(request, 403, "Forbidden (not your presentity)"))
         with transaction.atomic():
             new_etag, changed = _apply(server, request, package, expires, presentity, etag, account)
@@ -98,12 +98,16 @@ def _apply(server, request, package, expires, presentity, etag, account):
         row.etag = _new_etag()
         row.expires = now + timedelta(seconds=expires)
         if request.body:
+            previous = bytes(row.body)
             _set_body(row, request)
+            row.body = package.successor(previous, request.body)
         row.save()
         return row.etag, bool(request.body)
     # A client re-PUBLISHing a body without SIP-If-Match replaces its own publication
-    # (same Contact or Call-ID) instead of piling up duplicates.
-    removed, _ = _same_device(rows, request).delete()
+    # (same user, and same Contact or Call-ID) instead of piling up duplicates.
+    same = _same_device(rows, request, account.aor)
+    previous = same.order_by("-received_time").values_list("body", flat=True).first()
+    removed, _ = same.delete()
     if expires == 0:
         return None, bool(removed)
     published = Presentity.objects.filter(publisher=account.aor).count()
@@ -121,16 +125,18 @@ def _apply(server, request, package, expires, presentity, etag, account):
         call_id=request.call_id,
     )
     _set_body(row, request)
+    if previous is not None:
+        row.body = package.successor(bytes(previous), request.body)
     row.save()
     return row.etag, True
 
 
-def _same_device(rows, request):
+def _same_device(rows, request, publisher: str):
     match = Q(call_id=request.call_id)
     sender = _sender(request)
     if sender:
         match |= Q(sender=sender)
-    return rows.filter(match)
+    return rows.filter(match, publisher=publisher)
 
 
 def _sender(request: Request) -> str:
