@@ -36,7 +36,9 @@ def expire_now(server, now: datetime | None = None) -> list[notify.Outgoing]:
             package = packages.get(event)
             if package is not None:
                 state = current_state(package, uri, now)
-                outgoing += notify.prepare(server, watchers_of(uri, event), state, now=now)
+                # A subscription ending in this sweep gets only its final NOTIFY.
+                live = [w for w in watchers_of(uri, event) if w.expires > now]
+                outgoing += notify.prepare(server, live, state, now=now)
         ended = list(ActiveWatcher.objects.filter(expires__lte=now))
         outgoing += notify.prepare(server, ended, None, reason="timeout", now=now)
         ActiveWatcher.objects.filter(pk__in=[w.pk for w in ended]).delete()

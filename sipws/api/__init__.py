@@ -1,0 +1,1 @@
+"""The operations REST API under /api/admin/ (staff only): Kamailio's presence RPC over HTTP."""

@@ -1,0 +1,1 @@
+"""What operators watch: Prometheus metrics, the health check, and logs tagged per SIP request."""
