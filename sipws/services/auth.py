@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..core.digest import authenticate, challenge
 from ..core.message import Request, Response, make_response
 from ..models import SipAccount
+from . import ephemeral
 from .logonce import log_once
 
 log = logging.getLogger("sipws.auth")
@@ -35,6 +36,9 @@ def authenticate_request(
     found: dict[str, SipAccount] = {}
 
     def lookup_ha1(username: str, algorithm: str) -> str | None:
+        if ephemeral.is_ephemeral(username):  # `<expiry>:<user>@<domain>` from the web page
+            found["account"], ha1 = ephemeral.lookup(username, realm, algorithm, now)
+            return ha1
         account = SipAccount.objects.filter(username=username, domain=realm, enabled=True).first()
         if account is None:
             return None
