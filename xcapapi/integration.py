@@ -3,7 +3,8 @@
 - pres-rules documents decide presence subscriptions (sipws.services.policy);
 - a change of a pres-rules document re-decides the user's watchers at once;
 - a pidf-manipulation document is a presence source of its user, like a publication
-  that never expires (RFC 4827), and changing it notifies the watchers.
+  that never expires (RFC 4827), and changing it notifies the watchers;
+- with XCAP_EXTERNAL_ROOT set, both come from an external XCAP server (`external`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sipws.services import notify, policy, subscribe
 from sipws.services.authorization import reevaluate
 from sipws.services.subscribe import current_state, watchers_of
 
+from . import external
 from . import policy as presence_policy
 from .models import XcapDocument
 from .signals import document_changed
@@ -25,7 +27,12 @@ PIDF = "application/pidf+xml"
 def pidf_manipulation(presentity: str) -> list[Publication]:
     rows = XcapDocument.objects.filter(
         auid=PIDF_MANIPULATION, xui=presentity, name=presence_policy.RULES_DOCUMENT
-    ).values_list("body", "etag", "updated")
+    )
+    if external.enabled():
+        rows = rows.filter(source=XcapDocument.Source.EXTERNAL)
+    rows = rows.values_list("body", "etag", "updated")
+    if not rows:
+        external.want(presentity)
     return [
         Publication(bytes(body), PIDF, etag, updated.timestamp(), "xcap:pidf-manipulation")
         for body, etag, updated in rows
@@ -52,6 +59,7 @@ def install() -> None:
     policy.register("presence", presence_policy.decide)
     subscribe.publication_sources.setdefault("presence", []).append(pidf_manipulation)
     document_changed.connect(on_document_changed, dispatch_uid="sipws-presence")
+    external.install()
 
 
 install()

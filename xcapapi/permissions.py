@@ -2,7 +2,8 @@
 
 The global tree here holds only documents the server generates (xcap-caps, the rls-services
 index), which no client can write: a PUT or DELETE there is 405 with `Allow: GET`, a
-property of the resource rather than of who asks.
+property of the resource rather than of who asks. So is a write of pres-rules or
+pidf-manipulation while they are kept on an external XCAP server (XCAP_EXTERNAL_ROOT).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from django.core.exceptions import ObjectDoesNotExist
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from . import external
 from .errors import MethodNotAllowed
 
 
@@ -40,6 +42,8 @@ class XcapAccess(BasePermission):
             if request.method not in SAFE_METHODS:
                 raise MethodNotAllowed("GET", "the global tree is read-only")
             return True
+        if request.method not in SAFE_METHODS and external.manages(target.auid):
+            raise MethodNotAllowed("GET", "these documents are kept on the external XCAP server")
         if target.xui is not None and principal_aor(user) == target.xui:
             return True
         return request.method in SAFE_METHODS and is_staff(user)

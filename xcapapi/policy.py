@@ -1,7 +1,8 @@
 """pres-rules as presence authorization: read the user's rules document, decide, re-decide.
 
 The rules live in `pres-rules/users/sip:{user}@{domain}/index` (or the OMA auid), as
-Kamailio and SIP SIMPLE clients keep them. Parsed rulesets are cached per document
+Kamailio and SIP SIMPLE clients keep them; with XCAP_EXTERNAL_ROOT set, only the copies
+fetched from the external server count (`external`). Parsed rulesets are cached per document
 ETag, so a NOTIFY fan-out reads one ETag, not one document per watcher.
 """
 
@@ -16,7 +17,7 @@ from lxml import etree
 from sipws import xmlsafe
 from sipws.services.policy import ALLOW, Decision, batch_cache
 
-from . import presrules
+from . import external, presrules
 from .models import XcapDocument
 
 log = logging.getLogger("xcapapi.policy")
@@ -100,14 +101,18 @@ def ruleset_for(presentity: str) -> etree._Element | None:
 def _load_ruleset(presentity: str) -> etree._Element | None:
     rows = XcapDocument.objects.filter(
         auid__in=PRES_RULES_AUIDS, xui=presentity, name=RULES_DOCUMENT
-    ).values_list("auid", "etag")
-    versions = sorted(rows, key=lambda row: PRES_RULES_AUIDS.index(row[0]))
+    )
+    if external.enabled():
+        rows = rows.filter(source=XcapDocument.Source.EXTERNAL)
+    rank = PRES_RULES_AUIDS.index
+    versions = sorted(rows.values_list("auid", "etag"), key=lambda row: rank(row[0]))
     if not versions:
+        external.want(presentity)  # fetched in the background, never waited for here
         return None
     auid, etag = versions[0]
     key = (presentity, etag)
     if key not in _cache:
-        body = XcapDocument.objects.filter(auid=auid, xui=presentity, name=RULES_DOCUMENT)
+        body = rows.filter(auid=auid)
         _cache[key] = _parse(bytes(body.values_list("body", flat=True).first() or b""))
         if len(_cache) > _MAX_CACHED:
             _cache.popitem(last=False)
