@@ -5,6 +5,7 @@ in-process channel layer, one process. Setting both gives the scale-out mode.
 """
 
 import asyncio
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -21,6 +22,11 @@ def env_str(name: str, default: str) -> str:
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "")
     return int(value) if value.strip() else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    return float(value) if value.strip() else default
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -99,8 +105,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "sipws",
     "xcapapi",
+    "mwi",
 ]
 
 MIDDLEWARE = [
@@ -157,12 +167,31 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 WHITENOISE_USE_FINDERS = True  # serve straight from the apps: no collectstatic step
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic's target, empty until used
 
+# LOG_FORMAT=plain|json; lines logged while a SIP message is handled carry its Call-ID
+# and method (sipws.observability.logcontext).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ValueError("LOG_FORMAT must be plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"sip": {"()": "sipws.observability.logcontext.SipContextFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "sipws.observability.logcontext.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+        "json": {"()": "sipws.observability.logcontext.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["sip"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "daphne": {"level": "WARNING"},
@@ -190,6 +219,20 @@ SIP = {
     "RATE_LIMIT": env_int("SIP_RATE_LIMIT", 500),
     "UDP_RCVBUF": env_int("SIP_UDP_RCVBUF", 8 * 1024 * 1024),
     "WS_ALLOWED_ORIGINS": env_list("SIP_WS_ALLOWED_ORIGINS", ""),
+    # Short-lived credentials for the web page (POST /api/sip-credentials/): the TURN REST
+    # scheme of Kamailio's auth_ephemeral. Empty secret: one derived from SIP_SECRET.
+    "EPHEMERAL_SECRET": env_str("SIP_EPHEMERAL_SECRET", ""),
+    "EPHEMERAL_LIFETIME": env_int("SIP_EPHEMERAL_LIFETIME", 3600),
+    "EPHEMERAL_HMAC": env_str("SIP_EPHEMERAL_HMAC", "sha256").lower(),
+    "WS_URL": env_str("SIP_WS_URL", ""),
+    # MESSAGE relay (RFC 3428) and offline storage (Kamailio msilo).
+    "MESSAGE_TIMEOUT": env_float("SIP_MESSAGE_TIMEOUT", 30),
+    "OFFLINE_MESSAGES": env_bool("SIP_OFFLINE_MESSAGES", False),
+    "OFFLINE_MAX_MESSAGES": env_int("SIP_OFFLINE_MAX_MESSAGES", 100),
+    "OFFLINE_MAX_BYTES": env_int("SIP_OFFLINE_MAX_BYTES", 1024 * 1024),
+    "OFFLINE_MAX_AGE": env_int("SIP_OFFLINE_MAX_AGE", 3 * 24 * 3600),
+    # Where `manage.py presence` reaches the process owning the SIP sockets; empty: nowhere.
+    "CONTROL_SOCKET": env_str("SIP_CONTROL_SOCKET", str(DATA_DIR / "control.sock")),
     # The presence engine (Kamailio presence module: min_expires, max_expires, ...).
     "SUBSCRIBE_MIN_EXPIRES": env_int("PRESENCE_SUBSCRIBE_MIN_EXPIRES", 60),
     "SUBSCRIBE_MAX_EXPIRES": env_int("PRESENCE_SUBSCRIBE_MAX_EXPIRES", 3600),
@@ -205,9 +248,18 @@ SIP = {
     # Authorization (Kamailio presence_xml force_active; RFC 5025 pres-rules otherwise).
     "FORCE_ACTIVE": env_bool("PRESENCE_FORCE_ACTIVE", False),
     "DEFAULT_POLICY": env_str("PRESENCE_DEFAULT_POLICY", "confirm"),
+    # Dialog state (Kamailio presence_dialoginfo) and shared lines (dialog;sla).
+    "DIALOG_FORCE_SINGLE": env_bool("PRESENCE_DIALOG_FORCE_SINGLE", False),
+    "DIALOG_FORCE_DUMMY": env_bool("PRESENCE_DIALOG_FORCE_DUMMY", False),
+    "SLA_GROUPS": env_str("PRESENCE_SLA_GROUPS", ""),
 }
 if SIP["DEFAULT_POLICY"] not in ("confirm", "allow-same-domain", "allow"):
     raise ValueError("PRESENCE_DEFAULT_POLICY must be confirm, allow-same-domain or allow")
+if SIP["EPHEMERAL_HMAC"] not in ("sha1", "sha256"):
+    raise ValueError("SIP_EPHEMERAL_HMAC must be sha1 or sha256")
+if not 0 < SIP["MESSAGE_TIMEOUT"] <= 30:
+    # Past 32 s (64*T1) the sender's transaction has given up and ours forgot the request.
+    raise ValueError("SIP_MESSAGE_TIMEOUT must be above 0 and at most 30 seconds")
 
 # The XCAP server (RFC 4825) under /xcap-root/ (see README and docs/xcap.md).
 XCAP = {
@@ -215,4 +267,48 @@ XCAP = {
     "ALLOW_BASIC": env_bool("XCAP_ALLOW_BASIC", False),
     # Larger request bodies get 413; writes that would grow a document past it get 409.
     "MAX_DOCUMENT_SIZE": env_int("XCAP_MAX_DOCUMENT_SIZE", 1024 * 1024),
+    # Rules on an external XCAP server (Kamailio's xcap_client; unset: the integrated one).
+    "EXTERNAL_ROOT": env_str("XCAP_EXTERNAL_ROOT", "").rstrip("/"),
+    "EXTERNAL_USER": env_str("XCAP_EXTERNAL_USER", ""),
+    "EXTERNAL_PASSWORD": env_str("XCAP_EXTERNAL_PASSWORD", ""),
+    "EXTERNAL_POLL_INTERVAL": env_float("XCAP_EXTERNAL_POLL_INTERVAL", 300),
+    "EXTERNAL_TIMEOUT": env_float("XCAP_EXTERNAL_TIMEOUT", 3),
+}
+if XCAP["EXTERNAL_ROOT"] and urlparse(XCAP["EXTERNAL_ROOT"]).scheme not in ("http", "https"):
+    raise ValueError("XCAP_EXTERNAL_ROOT must be an http:// or https:// URL")
+
+# The MWI REST API (RFC 3842 message-summary) under /api/mwi/ (see README).
+MWI = {
+    # Largest message count the REST API accepts; RFC 3842 caps counts at 2^32-1.
+    "MAX_COUNT": env_int("MWI_MAX_COUNT", 999_999),
+}
+if not 1 <= MWI["MAX_COUNT"] <= 2**32 - 1:
+    raise ValueError("MWI_MAX_COUNT must be between 1 and 4294967295")
+
+# /metrics (Prometheus): who may scrape, by address (IPs or networks, `*` for anyone) or
+# by `Authorization: Bearer METRICS_TOKEN`. /healthz answers anyone.
+METRICS = {
+    "ALLOWED_IPS": env_list("METRICS_ALLOWED_IPS", "127.0.0.1,::1"),
+    "TOKEN": env_str("METRICS_TOKEN", ""),
+}
+for _network in METRICS["ALLOWED_IPS"]:
+    if _network != "*":
+        ipaddress.ip_network(_network, strict=False)  # ValueError names a bad entry
+
+# DRF: each view names its own authentication; the OpenAPI schema at /api/schema/.
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "sipws presence server API",
+    "DESCRIPTION": "Message-waiting injection (RFC 3842) and operations of the SIP presence "
+    "server. XCAP (RFC 4825) lives at /xcap-root/ and is described by its RFC.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "PREPROCESSING_HOOKS": ["presence_project.openapi.api_paths_only"],
+    # Swagger UI from our own static files: browsers in closed networks reach no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }

@@ -4,8 +4,16 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 
-from .models import ActiveWatcher, Presentity, Registration, SipAccount, Watcher
-from .services import accounts
+from . import runtime
+from .models import (
+    ActiveWatcher,
+    OfflineMessage,
+    Presentity,
+    Registration,
+    SipAccount,
+    Watcher,
+)
+from .services import accounts, operations
 
 
 class SipAccountForm(forms.ModelForm):
@@ -110,10 +118,16 @@ class PresentityAdmin(admin.ModelAdmin):
     list_filter = ["event"]
     search_fields = ["uri", "publisher", "sender"]
     readonly_fields = ["body_text"]
+    actions = ["refresh_watchers"]
 
     @admin.display(description="body")
     def body_text(self, publication):
         return bytes(publication.body).decode("utf-8", "replace")
+
+    @admin.action(description="Refresh the watchers of the selected presentities (NOTIFY)")
+    def refresh_watchers(self, request, queryset):
+        pairs = set(queryset.values_list("uri", "event"))
+        _run_each(self, request, "refresh", [{"presentity": u, "event": e} for u, e in pairs])
 
 
 @admin.register(ActiveWatcher)
@@ -121,6 +135,12 @@ class ActiveWatcherAdmin(admin.ModelAdmin):
     list_display = ["watcher_uri", "presentity_uri", "event", "status", "expires", "user_agent"]
     list_filter = ["event", "status"]
     search_fields = ["watcher_uri", "presentity_uri", "call_id"]
+    actions = ["terminate"]
+
+    @admin.action(description="Terminate the selected subscriptions (reason=deactivated)")
+    def terminate(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        _run_each(self, request, "terminate", [{"subscription_id": pk} for pk in ids])
 
 
 @admin.register(Watcher)
@@ -128,3 +148,53 @@ class WatcherAdmin(admin.ModelAdmin):
     list_display = ["watcher_uri", "presentity_uri", "event", "status", "reason", "inserted_time"]
     list_filter = ["event", "status"]
     search_fields = ["watcher_uri", "presentity_uri"]
+    actions = ["reevaluate"]
+
+    @admin.action(description="Re-evaluate the watchers of the selected presentities' rules")
+    def reevaluate(self, request, queryset):
+        pairs = set(queryset.values_list("presentity_uri", "event"))
+        _run_each(self, request, "reevaluate", [{"presentity": u, "event": e} for u, e in pairs])
+
+
+def _run_each(model_admin, request, action: str, calls: list[dict]) -> None:
+    """Run one operation per call (services.operations) and say what it did."""
+    server = runtime.get_server()
+    notified, failed = 0, []
+    for arguments in sorted(calls, key=lambda a: sorted(a.items())):
+        try:
+            notified += operations.run(server, action, **arguments)["notified"]
+        except operations.OperationError as error:
+            failed.append(str(error))
+    done = len(calls) - len(failed)
+    model_admin.message_user(request, f"{action}: {done} done, {notified} NOTIFY(s) sent")
+    for error in failed:
+        model_admin.message_user(request, f"{action}: {error}", messages.WARNING)
+
+
+@admin.register(OfflineMessage)
+class OfflineMessageAdmin(admin.ModelAdmin):
+    """MESSAGEs waiting for their recipient's next REGISTER (SIP_OFFLINE_MESSAGES)."""
+
+    list_display = ["account", "sender", "content_type", "size", "received", "expires"]
+    list_filter = ["content_type"]
+    search_fields = ["sender", "account__username", "account__domain"]
+    exclude = ["body"]
+    readonly_fields = [
+        "account",
+        "sender",
+        "from_header",
+        "to_header",
+        "content_type",
+        "body_text",
+        "size",
+        "received",
+        "expires",
+        "sending_until",
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="body")
+    def body_text(self, message):
+        return bytes(message.body).decode("utf-8", "replace")

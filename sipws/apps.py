@@ -11,7 +11,8 @@ class SipwsConfig(AppConfig):
         # Event packages and their hooks, before any request or HTTP view can need them.
         from .event_packages import base as packages
         from .event_packages.presence import PresencePackage
-        from .services import winfo
+        from .services import dialog, winfo
 
         packages.register(PresencePackage(neutral=settings.SIP["NEUTRAL_BODY"]))
         winfo.install()
+        dialog.install()

@@ -180,3 +180,30 @@ class Watcher(models.Model):
 
     def __str__(self) -> str:
         return f"{self.watcher_uri} watches {self.presentity_uri} ({self.status})"
+
+
+class OfflineMessage(models.Model):
+    """A MESSAGE (RFC 3428) kept for a user who had no registration, delivered at the user's
+    next REGISTER: Kamailio msilo's `silo` table."""
+
+    account = models.ForeignKey(
+        SipAccount, on_delete=models.CASCADE, related_name="offline_messages"
+    )
+    sender = models.CharField(max_length=300, help_text="The authenticated sender's AOR.")
+    from_header = models.TextField(help_text="From as sent, without its tag.")
+    to_header = models.TextField(help_text="To as sent, without a tag.")
+    content_type = models.CharField(max_length=255, blank=True)
+    body = models.BinaryField()
+    size = models.PositiveIntegerField(help_text="Body bytes, for the per-user cap.")
+    received = models.DateTimeField(default=timezone.now)
+    expires = models.DateTimeField(db_index=True)
+    sending_until = models.DateTimeField(
+        null=True, blank=True, help_text="A delivery is under way until then."
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "received"])]
+        ordering = ["account", "received", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.sender} → {self.account} ({self.size} bytes)"

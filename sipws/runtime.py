@@ -13,14 +13,17 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
 from .core.flow import Flow
-from .services import expiry
+from .services import expiry, offline
 from .services.dispatch import ServerConfig, SipServer
+from .services.message import handle_message
 from .services.publish import handle_publish
 from .services.register import handle_register
 from .services.subscribe import handle_subscribe
@@ -33,6 +36,52 @@ _tasks: set[asyncio.Task] = set()
 _listeners: list = []
 _bound: dict[str, str] = {}  # transport -> host:port actually bound
 _timers_started = False
+
+
+@dataclass
+class Periodic:
+    """A job of another app that the timer loop starts every `interval` seconds."""
+
+    interval: float
+    run: Callable[[float], Awaitable[None]]
+    owner_only: bool
+    next_at: float = 0.0
+    task: asyncio.Task | None = None
+
+
+_periodic: dict[str, Periodic] = {}
+
+
+def every(
+    name: str, interval: float, run: Callable[[float], Awaitable[None]], *, owner_only=True
+) -> None:
+    """Run `run(now)` every `interval` seconds on the timer loop (the first time at once).
+
+    Each run is a task of its own, so a slow job (an HTTP poll) never holds up the
+    transaction timers, and a job never overlaps itself. `owner_only` jobs run only in the
+    process that owns the SIP sockets (runsip, sipworker), so a scale-out deployment runs
+    them once; the others in every process that runs SIP timers. Registering a name
+    again replaces its job.
+    """
+    _periodic[name] = Periodic(interval, run, owner_only)
+
+
+def start_periodic(now: float) -> None:
+    """Start the jobs that are due (the timer loop calls this on every tick)."""
+    for name, job in _periodic.items():
+        if now < job.next_at or (job.task is not None and not job.task.done()):
+            continue
+        if job.owner_only and not delivery.owns_sip_sockets:
+            continue
+        job.next_at = now + job.interval
+        job.task = _spawn(_logged(name, job.run(now)))
+
+
+async def _logged(name: str, job: Awaitable[None]) -> None:
+    try:
+        await job
+    except Exception:
+        log.exception("periodic job %s failed", name)
 
 
 def build_config() -> ServerConfig:
@@ -85,6 +134,9 @@ def get_server() -> SipServer:
         _server.route("REGISTER", handle_register)
         _server.route("SUBSCRIBE", handle_subscribe)
         _server.route("PUBLISH", handle_publish)
+        _server.route("MESSAGE", handle_message)
+        if offline.enabled():  # stored MESSAGEs go out at the next REGISTER (msilo)
+            _server.route("REGISTER", offline.delivering(handle_register))
     return _server
 
 
@@ -161,7 +213,8 @@ def forget_previous_run() -> int:
 
 
 async def _timer_loop(server: SipServer) -> None:
-    """Transaction timers every 100 ms; expiry of stored state every few seconds."""
+    """Transaction timers every 100 ms; expiry of stored state every few seconds; the
+    periodic jobs other apps register with `every`."""
     interval = settings.SIP["EXPIRY_INTERVAL"]
     next_expiry = time.time() + interval
     while True:
@@ -169,6 +222,7 @@ async def _timer_loop(server: SipServer) -> None:
         now = time.time()
         try:
             await server.handle_timers(now)
+            start_periodic(now)
             if now >= next_expiry and delivery.owns_sip_sockets:
                 next_expiry = now + interval
                 await expiry.expire(server)
@@ -176,10 +230,11 @@ async def _timer_loop(server: SipServer) -> None:
             log.exception("timer loop step failed")
 
 
-def _spawn(coroutine) -> None:
+def _spawn(coroutine) -> asyncio.Task:
     task = asyncio.get_running_loop().create_task(coroutine)
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
+    return task
 
 
 async def start_sip_listeners(stdout) -> None:
@@ -206,11 +261,38 @@ async def start_sip_listeners(stdout) -> None:
         tcp_host, tcp_port, server.receive, connection_closed, delivery.tcp, sip["MAX_MESSAGE_SIZE"]
     )
     _listeners.extend([endpoint.transport, tcp_server])
+    await _start_control(sip["CONTROL_SOCKET"], stdout)
     set_advertised("udp", _hostport(udp_addr))
     set_advertised("tcp", _hostport(tcp_addr))
     stdout.write(f"SIP UDP listening on {_hostport(udp_addr)}\n")
     stdout.write(f"SIP TCP listening on {_hostport(tcp_addr)}\n")
     stdout.flush()
+
+
+async def _start_control(path: str, stdout) -> None:
+    """The Unix socket `manage.py presence` reaches this process on (transports.control)."""
+    from .transports import control
+
+    if not path:
+        return
+    listener = await control.serve(path, _control_request)
+    if listener is not None:
+        _listeners.append(listener)
+        stdout.write(f"control socket at {path}\n")
+
+
+async def _control_request(request: dict) -> dict:
+    from .services import operations
+
+    try:
+        arguments = request.get("arguments") or {}
+        result = await operations.perform(get_server(), request.get("action"), arguments)
+    except operations.OperationError as error:
+        return {"ok": False, "status": error.status, "error": str(error)}
+    except Exception as error:
+        log.exception("control request %r failed", request.get("action"))
+        return {"ok": False, "status": 500, "error": f"internal error: {error}"}
+    return {"ok": True, "result": result}
 
 
 def _hostport(addr) -> str:

@@ -27,16 +27,20 @@ from ..core.transaction import (
     Timeout,
 )
 from ..event_packages import base as packages
+from ..observability import logcontext, metrics
 from .logonce import log_once
 
 log = logging.getLogger("sipws.server")
 
 Sender = Callable[..., Awaitable[bool]]  # (flow, data, fallback=None) -> delivered
 # A handler answers with a response, or with (response, followup) where the followup
-# coroutine function runs once the response is sent (the NOTIFY after a SUBSCRIBE).
+# coroutine function runs once the response is sent (the NOTIFY after a SUBSCRIBE), or
+# with None when it answers later through `respond()` (a proxied MESSAGE).
 Followup = Callable[[], Awaitable[None]]
 Handler = Callable[["SipServer", Request, Flow], Awaitable[Response | tuple[Response, Followup]]]
 FinalCallback = Callable[[int], Awaitable[None]]
+# What a proxy needs instead: the final response itself, None when the transaction timed out.
+ResponseCallback = Callable[[int, Response | None], Awaitable[None]]
 
 ALLOW = "REGISTER, OPTIONS, ACK, CANCEL"
 ACCEPT = "application/sdp"
@@ -102,7 +106,7 @@ class SipServer:
         self.replay = replay or MemoryReplayGuard(lifetime=config.nonce_lifetime)
         self.limiter = RateLimiter(config.rate_limit)
         self.handlers: dict[str, Handler] = {}
-        self.pending: dict[str, tuple[Flow, FinalCallback]] = {}
+        self.pending: dict[str, tuple[Flow, ResponseCallback, float]] = {}  # + time sent
         self.in_flight: set[asyncio.Task] = set()
         self.allow = ALLOW
 
@@ -131,14 +135,20 @@ class SipServer:
         except ParseError as error:
             await self._answer_unparsable(error, flow)
             return
-        if isinstance(message, Response):
-            await self._handle_response(message, now)
-            return
+        # Log lines (and NOTIFY delays) from here on belong to this message.
+        context = logcontext.enter(message.call_id, message.cseq.method, now)
         try:
-            await self._handle_request(message, flow, now)
-        except Exception:
-            log.exception("error handling %s from %s", message.method, flow.remote)
-            await self._reply(message, flow, make_response(message, 500), now)
+            if isinstance(message, Response):
+                await self._handle_response(message, now)
+                return
+            metrics.request_received(message.method)
+            try:
+                await self._handle_request(message, flow, now)
+            except Exception:
+                log.exception("error handling %s from %s", message.method, flow.remote)
+                await self._reply(message, flow, make_response(message, 500), now)
+        finally:
+            logcontext.leave(context)
 
     def _parse(self, data: bytes, flow: Flow) -> Request | Response:
         return parse_message(
@@ -155,6 +165,7 @@ class SipServer:
         )
         response = error_response(error)
         if response is not None:
+            metrics.response_sent(error.message.method, response.status)
             await self.send(flow, bytes(response))
 
     async def _handle_request(self, request: Request, flow: Flow, now: float) -> None:
@@ -176,6 +187,7 @@ class SipServer:
         if action.disposition is Disposition.OVERLOADED:
             response = make_response(request, 503)
             response.headers.add("Retry-After", "5")
+            metrics.response_sent(request.method, 503)
             await self.send(flow, bytes(response))
             return
         answer = await self._dispatch(request, flow)
@@ -225,24 +237,37 @@ class SipServer:
         data = bytes(response)
         if key is not None:
             self.transactions.send_response(key, response.status, data, now)
+        metrics.response_sent(request.method, response.status)
         await self.send(flow, data)
+
+    async def respond(self, request: Request, flow: Flow, response: Response) -> None:
+        """Answer, in its server transaction, a request whose handler returned None."""
+        await self._reply(request, flow, response, time.time(), _transaction_key(request))
 
     async def send_request(
         self,
         flow: Flow,
         data: bytes,
         branch: str,
-        on_final: FinalCallback,
+        on_final: FinalCallback | ResponseCallback,
         fallback: tuple[str, int] | None = None,
+        *,
+        with_response: bool = False,
     ) -> bool:
         """Send a request of ours (NOTIFY) in a client transaction; False if undeliverable.
 
         `fallback` is the peer's Contact address, dialled if its TCP connection closed.
+        `on_final(status)` gets the final status (408 on timeout); with `with_response`,
+        `on_final(status, response)` gets the response too (None on timeout).
         """
+        if not with_response:
+            on_final = _status_only(on_final)
         if not await self.send(flow, data, fallback):
             return False
-        self.client_transactions.start(branch, data, time.time(), flow.reliable)
-        self.pending[branch] = (flow, on_final)
+        now = time.time()
+        metrics.request_sent(data, now)
+        self.client_transactions.start(branch, data, now, flow.reliable)
+        self.pending[branch] = (flow, on_final, now)
         return True
 
     async def _handle_response(self, response: Response, now: float) -> None:
@@ -250,23 +275,32 @@ class SipServer:
             branch = response.top_via.branch
         except ParseError:
             return
+        metrics.response_received(response.cseq.method, response.status)
         event = self.client_transactions.receive_response(branch, response.status, now)
         if isinstance(event, FinalResponse):
-            _, on_final = self.pending.pop(branch, (None, None))
+            _, on_final, sent = self.pending.pop(branch, (None, None, None))
             if on_final is not None:
-                await on_final(response.status)
+                metrics.round_trip(response.cseq.method, now - sent)
+                await on_final(response.status, response)
 
     async def handle_timers(self, now: float) -> None:
         self.transactions.handle_timer(now)
         for event in self.client_transactions.handle_timer(now):
             if isinstance(event, Retransmit):
-                flow, _ = self.pending.get(event.key, (None, None))
+                flow, _, _ = self.pending.get(event.key, (None, None, None))
                 if flow is not None:
                     await self.send(flow, event.data)
             elif isinstance(event, Timeout):
-                _, on_final = self.pending.pop(event.key, (None, None))
+                _, on_final, _ = self.pending.pop(event.key, (None, None, None))
                 if on_final is not None:
-                    await on_final(408)
+                    await on_final(408, None)
+
+
+def _status_only(on_final: FinalCallback) -> ResponseCallback:
+    async def call(status: int, response: Response | None) -> None:
+        await on_final(status)
+
+    return call
 
 
 def _transaction_key(request: Request) -> tuple:
