@@ -5,11 +5,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 NODE_STAMP := frontend/node_modules/.installed
 
-.PHONY: run test install lint bench clean
+.PHONY: run cluster test install lint bench clean
 
 run: $(STAMP) $(NODE_STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py runsip
+
+# Scale-out on one machine: 2 Daphne nodes (HTTP 127.0.0.1:8001, :8002) and a sipworker
+# (SIP 127.0.0.1:5060) on the local PostgreSQL (database sipws) and Redis.
+cluster: $(STAMP)
+	$(PY) tools/cluster.py
 
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -22,12 +27,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,scaleout]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-$(NODE_STAMP): frontend/package.json frontend/package-lock.json
+$(NODE_STAMP): frontend/package.json frontend/package-lock.json frontend/sipjs.entry.js
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 bench: $(STAMP) $(NODE_STAMP)
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,9 @@ Results: stdout and bench/results/latest.md.
 
 from __future__ import annotations
 
+import argparse
+import base64
+import http.client
 import json
 import os
 import platform
@@ -99,11 +102,11 @@ class Bench:
         self.rows.append((title, result, detail, reference))
 
     @contextmanager
-    def server(self, name: str):
+    def server(self, name: str, **env: str):
         """A fresh server on a copy of the provisioned DATA_DIR; its log is kept on errors."""
         data_dir = self.work / f"data-{name}"
         shutil.copytree(self.work / "template", data_dir)
-        proc = ServerProcess(data_dir, SIP_DOMAINS=DOMAIN, SIP_RATE_LIMIT="0").start()
+        proc = ServerProcess(data_dir, SIP_DOMAINS=DOMAIN, SIP_RATE_LIMIT="0", **env).start()
         try:
             yield proc
         finally:
@@ -403,12 +406,160 @@ def memory(bench: Bench, title: str, count: int) -> None:
     bench.row(title, f"{out['kb_per_subscriber']:.1f} KB each", detail, "issue 7 target: <= 50 KB")
 
 
+# XCAP over HTTP (wrk) -------------------------------------------------------------------
+
+XCAP_SECONDS = 2 if QUICK else 5
+XCAP_CONNECTIONS = (1, 10, 50)
+XCAP_USERS = 1000  # users with a pres-rules document; spread PUTs cycle over them
+PRES_RULES_MIME = "application/auth-policy+xml"
+PRES_RULES = b"""<?xml version="1.0" encoding="UTF-8"?>
+<cr:ruleset xmlns="urn:ietf:params:xml:ns:pres-rules"
+ xmlns:pr="urn:ietf:params:xml:ns:pres-rules" xmlns:cr="urn:ietf:params:xml:ns:common-policy">
+ <cr:rule id="a">
+  <cr:conditions><cr:identity><cr:one id="sip:friend@localhost"/></cr:identity></cr:conditions>
+  <cr:actions><pr:sub-handling>allow</pr:sub-handling></cr:actions>
+  <cr:transformations>
+   <pr:provide-services><pr:all-services/></pr:provide-services>
+   <pr:provide-persons><pr:all-persons/></pr:provide-persons>
+   <pr:provide-devices><pr:all-devices/></pr:provide-devices>
+   <pr:provide-activities>true</pr:provide-activities>
+   <pr:provide-note>true</pr:provide-note>
+  </cr:transformations>
+ </cr:rule>
+ <cr:rule id="b">
+  <cr:conditions><cr:identity><cr:many domain="localhost"/></cr:identity></cr:conditions>
+  <cr:actions><pr:sub-handling>confirm</pr:sub-handling></cr:actions>
+ </cr:rule>
+ <cr:rule id="c">
+  <cr:conditions><cr:identity><cr:one id="sip:pest@example.com"/></cr:identity></cr:conditions>
+  <cr:actions><pr:sub-handling>block</pr:sub-handling></cr:actions>
+ </cr:rule>
+</cr:ruleset>
+"""
+RULE_A = "/~~/cr:ruleset/cr:rule%5b@id=%22a%22%5d?xmlns(cr=urn:ietf:params:xml:ns:common-policy)"
+XCAP_CASES = [  # title, method, users, path suffix
+    ("GET of a pres-rules document", "GET", 1, ""),
+    ('GET of one rule through a node selector (cr:rule[@id="a"])', "GET", 1, RULE_A),
+    (f"PUT replacing pres-rules documents of {XCAP_USERS:,} users", "PUT", XCAP_USERS, ""),
+    ("PUT replacing one pres-rules document", "PUT", 1, ""),
+]
+
+
+def xcap_path(i: int, suffix: str = "") -> str:
+    return f"/xcap-root/pres-rules/users/sip:u{i}@{DOMAIN}/index{suffix}"
+
+
+def basic(i: int) -> str:
+    return "Basic " + base64.b64encode(f"u{i}@{DOMAIN}:{PASSWORD}".encode()).decode()
+
+
+def xcap_probe(proc: ServerProcess, method: str, path: str, auth: str, body: bytes) -> None:
+    """One request like the load's, so a wrong path or credential fails loudly."""
+    connection = http.client.HTTPConnection("127.0.0.1", proc.http_port, timeout=10)
+    headers = {"Authorization": auth, **({"Content-Type": PRES_RULES_MIME} if body else {})}
+    connection.request(method, path, body=body or None, headers=headers)
+    response = connection.getresponse()
+    text = response.read()[:300]
+    connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"{method} {path} -> {response.status} {text!r}")
+
+
+def wrk_step(bench: Bench, proc: ServerProcess, args: list[str], connections: int) -> Step:
+    command = [
+        "wrk", "-t1", f"-c{connections}", f"-d{XCAP_SECONDS}s", "--timeout", "10s", "--latency",
+        "-s", str(BENCH / "xcap.lua"), proc.http_url, "--", *args,
+    ]  # fmt: skip
+    result, server_cpu, driver_cpu = measured(proc.process.pid, command, XCAP_SECONDS + 30)
+    bench.raw.append("$ " + " ".join(command) + "\n" + result.stdout.strip())
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    errors = sum(out[key] for key in ("connect", "read", "write", "timeout"))
+    bad = out["non2xx"] + errors
+    failures = f", {out['non2xx']} non-2xx, {errors} socket errors" if bad else ""
+    rate = out["requests"] / out["seconds"]
+    return Step(
+        rate=rate,
+        done=out["requests"] - out["non2xx"],
+        failed=bad,
+        server_cpu=server_cpu,
+        driver_cpu=driver_cpu,
+        detail=f"{connections} conn. {rate:.0f}/s (p50 {out['p50_ms']:.1f} ms, "
+        f"p99 {out['p99_ms']:.1f} ms, {_cpu_per(server_cpu, rate)}{failures})",
+    )
+
+
+def _cpu_per(server_cpu: float, rate: float) -> str:
+    return f"server CPU {1000 * server_cpu / max(rate, 1e-9):.1f} ms/request"
+
+
+def xcap(bench: Bench, title: str) -> None:
+    """wrk with Basic over kept-alive connections; then Digest vs Basic from a Python driver."""
+    body = bench.work / "pres-rules.xml"
+    body.write_bytes(PRES_RULES)
+    with bench.server("xcap", XCAP_ALLOW_BASIC="1") as proc:
+        proc.manage(
+            "shell", "-c", "from django.db import transaction\n"
+            "from xcapapi.store import save_document\n"
+            f"body = open({str(body)!r}, 'rb').read()\n"
+            "with transaction.atomic():\n"
+            f"    for i in range({XCAP_USERS}):\n"
+            f"        save_document(auid='pres-rules', xui=f'sip:u{{i}}@{DOMAIN}', name='index',"
+            " body=body)\n",
+        )  # fmt: skip
+        for case, method, users, suffix in XCAP_CASES:
+            bench.log(f"  {case}")
+            put = method == "PUT"
+            xcap_probe(proc, method, xcap_path(0, suffix), basic(0), PRES_RULES * put)
+            listing = bench.work / f"xcap-{method}-{users}.tsv"
+            lines = (f"{xcap_path(i, suffix)}\t{basic(i)}\n" for i in range(users))
+            listing.write_text("".join(lines))
+            args = [method, str(listing), *([str(body), PRES_RULES_MIME] if put else [])]
+            steps = []
+            for connections in XCAP_CONNECTIONS:
+                wait_idle(proc.process.pid)
+                steps.append(wrk_step(bench, proc, args, connections))
+                bench.log(f"    {steps[-1].detail}, {_cpu(steps[-1])}")
+            top = best(steps) or max(steps, key=lambda s: s.rate)
+            detail = "; ".join(s.detail for s in steps) + f"; at the best: {_cpu(top)}"
+            verdict = "" if top.passed else " (with failures)"
+            bench.row(f"XCAP {case} (wrk, Basic)", f"{top.rate:.0f} requests/s{verdict}", detail)
+        rates = {}
+        for auth in ("basic", "digest"):
+            for connections in (1, 10):
+                wait_idle(proc.process.pid)
+                out, server_cpu, _ = driver(
+                    bench, proc, "xcap_driver.py", "--url", proc.http_url, "--auth", auth,
+                    "--connections", str(connections), "--seconds", str(XCAP_SECONDS),
+                )  # fmt: skip
+                rates[auth, connections] = (
+                    f"{out['rate']:.0f}/s (p50 {out['p50_ms']:.1f} ms, p99 {out['p99_ms']:.1f} ms"
+                    f", {_cpu_per(server_cpu, out['rate'])}, {out['failed']} failed)"
+                )
+                bench.log(f"    {auth} {connections} conn. {rates[auth, connections]}")
+    for connections in (1, 10):
+        bench.row(
+            f"XCAP GET of a pres-rules document, Digest vs Basic, {connections} conn."
+            " (Python driver)",
+            f"Digest {rates['digest', connections].split(' ')[0]}, "
+            f"Basic {rates['basic', connections].split(' ')[0]}",
+            f"Digest {rates['digest', connections]}; Basic {rates['basic', connections]}",
+        )
+
+
 def sipp_version() -> str:
     try:
         out = subprocess.run(["sipp", "-v"], capture_output=True, text=True).stdout
     except FileNotFoundError:
         return ""
     return next((line.strip() for line in out.splitlines() if "SIPp" in line), "sipp")
+
+
+def wrk_version() -> str:
+    try:
+        out = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        return ""
+    return out.split(" [")[0].strip()
 
 
 # Report ---------------------------------------------------------------------------------
@@ -426,6 +577,7 @@ def machine() -> list[str]:
         f"cpus: {os.cpu_count()} x {model}",
         f"python: {platform.python_version()}",
         f"sipp: {sipp_version() or 'not installed'}",
+        f"wrk: {wrk_version() or 'not installed'}",
         f"load average at start: {os.getloadavg()[0]:.2f}",
         f"mode: {'BENCH_QUICK=1 (one short step each)' if QUICK else 'full'}",
     ]
@@ -437,30 +589,39 @@ def table(rows: list[tuple[str, str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def scenarios() -> list[tuple[str, Callable[[Bench, str], None]]]:
-    """(title, run) in the order they run; sipp's scenarios only where sipp is installed."""
-    sipp = shutil.which("sipp") is not None
+def scenarios() -> list[tuple[str, str, Callable[[Bench, str], None]]]:
+    """(key, title, run) in the order they run; sipp's and wrk's only where installed."""
+    sipp, wrk = shutil.which("sipp") is not None, shutil.which("wrk") is not None
     out = []
     if sipp:
-        out.append(
-            ("REGISTER with digest over UDP (sipp)", partial(sipp_scenario, name="register"))
-        )
-    out.append(("REGISTER with digest over WebSocket (closed loop)", websocket_register))
+        title = "REGISTER with digest over UDP (sipp)"
+        out.append(("register-udp", title, partial(sipp_scenario, name="register")))
+    title = "REGISTER with digest over WebSocket (closed loop)"
+    out.append(("register-ws", title, websocket_register))
     if sipp:
         title = "PUBLISH lifecycle over UDP (sipp; 5 PUBLISH per call with digest)"
-        out.append((title, partial(sipp_scenario, name="publish")))
+        out.append(("publish", title, partial(sipp_scenario, name="publish")))
         title = "SUBSCRIBE dialog over UDP (sipp; SUBSCRIBE, NOTIFY, un-SUBSCRIBE, NOTIFY)"
-        out.append((title, partial(sipp_scenario, name="subscribe")))
+        out.append(("subscribe", title, partial(sipp_scenario, name="subscribe")))
     for watchers in [100] if QUICK else [100, 500]:
         title = f"NOTIFY fan-out, {watchers} UDP watchers of one presentity"
-        out.append((title, partial(fanout, watchers=watchers)))
+        out.append(("fanout", title, partial(fanout, watchers=watchers)))
     count = 200 if QUICK else 1000
     title = f"Memory per WebSocket client registered and subscribed, {count} clients"
-    out.append((title, partial(memory, count=count)))
+    out.append(("memory", title, partial(memory, count=count)))
+    if wrk:
+        out.append(("xcap", "XCAP GET and PUT over HTTP (wrk, Basic auth)", xcap))
     return out
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description="Load scenarios; see docs/benchmarks.md.")
+    keys = list(dict.fromkeys(key for key, _, _ in scenarios()))
+    parser.add_argument("--only", help=f"comma-separated scenarios: {','.join(keys)}")
+    chosen = parser.parse_args().only
+    only = set(chosen.split(",")) if chosen else set(keys)
+    if only - set(keys):
+        parser.error(f"unknown scenario {', '.join(sorted(only - set(keys)))}")
     started = time.monotonic()
     facts = machine()
     with tempfile.TemporaryDirectory(prefix="sipws-bench-") as tmp:
@@ -469,8 +630,12 @@ def main() -> int:
             bench.log(line)
         if not shutil.which("sipp"):
             bench.log("sipp not found: UDP scenarios skipped (apt-get install sip-tester)")
+        if not shutil.which("wrk"):
+            bench.log("wrk not found: the XCAP scenario is skipped (apt-get install wrk)")
         provision(bench.work / "template")
-        for title, run in scenarios():
+        for key, title, run in scenarios():
+            if key not in only:
+                continue
             bench.log(f"\n== {title}")
             try:
                 run(bench, title)

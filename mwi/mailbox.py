@@ -7,8 +7,8 @@ publication from the sender `SENDER` that never expires); clearing removes every
 message-summary publication of the mailbox, SIP ones included, and watchers get
 `Messages-Waiting: no`.
 
-Writes take the same per-presentity lock as SIP PUBLISH, so NOTIFYs leave in the order
-the changes were made.
+Writes take the same per-presentity locks as SIP PUBLISH (sipws.services.ordering), so
+NOTIFYs leave in the order the changes were committed, whichever node made them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from sipws import runtime
 from sipws.event_packages import base as packages
 from sipws.models import SipAccount
 from sipws.services import notify
+from sipws.services.ordering import presentity_lock
 from sipws.services.publish import clear_state, set_state
 from sipws.services.subscribe import current_state
 
@@ -65,8 +66,9 @@ def do_clear(aor: str) -> None:
 
 def _change(aor: str, work: Callable[[], list[notify.Outgoing]]) -> None:
     async def locked() -> None:
-        async with notify.presentity_lock(aor, NAME):
+        # Held until the NOTIFYs are handed on, so they keep commit order across nodes.
+        async with presentity_lock(aor):
             outgoing = await sync_to_async(work)()
-        await notify.send(runtime.get_server(), outgoing)
+            await notify.send(runtime.get_server(), outgoing)
 
     async_to_sync(locked)()

@@ -10,11 +10,14 @@ django_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from sipws.runtime import StartsNode  # noqa: E402
 from sipws.transports.websocket import SipWebSocketConsumer  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_application,
-        "websocket": URLRouter([path("ws", SipWebSocketConsumer.as_asgi())]),
-    }
+application = StartsNode(
+    ProtocolTypeRouter(
+        {
+            "http": django_application,
+            "websocket": URLRouter([path("ws", SipWebSocketConsumer.as_asgi())]),
+        }
+    )
 )

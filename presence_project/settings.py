@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "sipws",
     "xcapapi",
     "mwi",
+    "frontend",
 ]
 
 MIDDLEWARE = [
@@ -152,7 +153,19 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000},
+            "CONFIG": {
+                # channels_redis blocks 5 s per receive (BZPOPMIN); redis-py's default
+                # socket timeout is 5 s as well, so idle receivers would race it and die
+                # with TimeoutError (a WebSocket closed with 1011). Give reads room.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "capacity": env_int("SIP_LAYER_CAPACITY", 1000),  # per WebSocket consumer
+                # The workers' shared channel and each node's own carry every UDP/TCP
+                # message and forwarded response of the cluster: room for bursts.
+                "channel_capacity": {
+                    "sipworker": env_int("SIP_WORKER_CAPACITY", 100_000),
+                    "sipws.node.*": env_int("SIP_WORKER_CAPACITY", 100_000),
+                },
+            },
         }
     }
 else:
@@ -211,6 +224,7 @@ SIP = {
     "ADVERTISED_ADDRESS": env_str("SIP_ADVERTISED_ADDRESS", ""),
     "SECRET": env_str("SIP_SECRET", "") or SECRET_KEY,
     "NONCE_LIFETIME": env_int("SIP_NONCE_LIFETIME", 300),
+    "DIGEST_ALGORITHMS": [a.upper() for a in env_list("SIP_DIGEST_ALGORITHMS", "MD5,SHA-256")],
     "REGISTER_MIN_EXPIRES": env_int("SIP_REGISTER_MIN_EXPIRES", 60),
     "REGISTER_MAX_EXPIRES": env_int("SIP_REGISTER_MAX_EXPIRES", 3600),
     "REGISTER_DEFAULT_EXPIRES": env_int("SIP_REGISTER_DEFAULT_EXPIRES", 600),
@@ -252,7 +266,19 @@ SIP = {
     "DIALOG_FORCE_SINGLE": env_bool("PRESENCE_DIALOG_FORCE_SINGLE", False),
     "DIALOG_FORCE_DUMMY": env_bool("PRESENCE_DIALOG_FORCE_DUMMY", False),
     "SLA_GROUPS": env_str("PRESENCE_SLA_GROUPS", ""),
+    # Peers whose requests skip digest, the sender taken from From (Kamailio permissions).
+    "TRUSTED_PEERS": env_list("SIP_TRUSTED_PEERS", ""),
+    # Scale-out: node leases (services/leases) and the channel layer's message size.
+    "NODE_HEARTBEAT": env_float("SIP_NODE_HEARTBEAT", 2),
+    "NODE_LEASE": env_float("SIP_NODE_LEASE", 10),
+    "LAYER_MAX_MESSAGE_SIZE": env_int("SIP_LAYER_MAX_MESSAGE_SIZE", 1024 * 1024),
 }
+for _peer in SIP["TRUSTED_PEERS"]:
+    ipaddress.ip_network(_peer, strict=False)  # ValueError names a bad entry
+if not 0 < SIP["NODE_HEARTBEAT"] < SIP["NODE_LEASE"]:
+    raise ValueError("SIP_NODE_HEARTBEAT must be above 0 and below SIP_NODE_LEASE")
+if not SIP["DIGEST_ALGORITHMS"] or set(SIP["DIGEST_ALGORITHMS"]) - {"MD5", "SHA-256"}:
+    raise ValueError("SIP_DIGEST_ALGORITHMS must list MD5 and/or SHA-256")
 if SIP["DEFAULT_POLICY"] not in ("confirm", "allow-same-domain", "allow"):
     raise ValueError("PRESENCE_DEFAULT_POLICY must be confirm, allow-same-domain or allow")
 if SIP["EPHEMERAL_HMAC"] not in ("sha1", "sha256"):

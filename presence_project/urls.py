@@ -1,4 +1,4 @@
-"""URL map: Django admin; the XCAP, MWI and operations APIs join here as they land."""
+"""URL map: Django admin, the XCAP, MWI and operations APIs, and the web client at /."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -17,4 +17,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
+    path("", include("frontend.urls")),  # the web client: /, /login/, /logout/
 ]

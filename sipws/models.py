@@ -135,7 +135,7 @@ class ActiveWatcher(models.Model):
     route_set = models.TextField(blank=True, help_text="Record-Route of the SUBSCRIBE, in order.")
     flow = models.CharField(max_length=300, help_text="Transport path NOTIFYs go back on.")
     connection = models.CharField(max_length=200, blank=True, db_index=True)
-    node = models.CharField(max_length=64, blank=True)
+    node = models.CharField(max_length=64, blank=True, db_index=True)
     accept = models.CharField(max_length=300, blank=True)
     expires = models.DateTimeField(db_index=True)
     status = models.CharField(max_length=16, choices=SubscriptionStatus.choices)
@@ -207,3 +207,24 @@ class OfflineMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender} → {self.account} ({self.size} bytes)"
+
+
+class NodeLease(models.Model):
+    """A running process of a cluster (a Daphne node or a sipworker), alive while it renews
+    its lease. The WebSocket flows of a node whose lease ran out are ended by the others
+    (services/leases)."""
+
+    node = models.CharField(max_length=64, primary_key=True)
+    tag = models.CharField(
+        max_length=16, unique=True, help_text="Names the node in Via branches and its channel."
+    )
+    kind = models.CharField(max_length=16, help_text="daphne, or worker (owns the SIP ports).")
+    started = models.DateTimeField(default=timezone.now)
+    renewed = models.DateTimeField()
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["started", "node"]
+
+    def __str__(self) -> str:
+        return f"{self.node} ({self.kind})"

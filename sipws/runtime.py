@@ -1,13 +1,19 @@
 """The process-wide SIP server: built once from settings, shared by every transport.
 
 `runsip` (embedded default) and `sipworker` (scale-out) start the UDP/TCP listeners and
-the timers here; a Daphne process serving only WebSocket builds the server lazily on its
-first SIP frame.
+the timers here; a Daphne process serving only HTTP and WebSocket builds the server
+lazily and starts its node services (`start_node`) on its first connection.
+
+In a cluster (REDIS_URL set) every process is a node with a tag (in NODE_ID, in the Via
+branches of its requests and in its TCP connection ids), a channel of its own
+(`sipws.node.<tag>`: responses to its requests that reached another process, messages
+for its TCP connections) and a lease it renews (services/leases).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import secrets
@@ -18,24 +24,34 @@ from dataclasses import dataclass
 from functools import partial
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from .core.flow import Flow
-from .services import expiry, offline
+from .services import expiry, leases, notify, offline
 from .services.dispatch import ServerConfig, SipServer
+from .services.logonce import log_once
 from .services.message import handle_message
 from .services.publish import handle_publish
 from .services.register import handle_register
 from .services.subscribe import handle_subscribe
-from .transports.delivery import delivery
+from .transports.delivery import delivery, node_channel
 
 log = logging.getLogger("sipws.runtime")
-NODE_ID = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+NODE_TAG = secrets.token_hex(4)
+NODE_ID = f"{socket.gethostname()[:40]}-{os.getpid()}-{NODE_TAG}"
 _server: SipServer | None = None
 _tasks: set[asyncio.Task] = set()
 _listeners: list = []
 _bound: dict[str, str] = {}  # transport -> host:port actually bound
 _timers_started = False
+_node_started = False
+_leader = True  # the oldest live worker of a cluster; the only process when embedded
+
+
+def in_cluster() -> bool:
+    """Several processes share the state: the Redis channel layer joins them."""
+    return bool(settings.REDIS_URL)
 
 
 @dataclass
@@ -59,9 +75,9 @@ def every(
 
     Each run is a task of its own, so a slow job (an HTTP poll) never holds up the
     transaction timers, and a job never overlaps itself. `owner_only` jobs run only in the
-    process that owns the SIP sockets (runsip, sipworker), so a scale-out deployment runs
-    them once; the others in every process that runs SIP timers. Registering a name
-    again replaces its job.
+    process that owns the SIP sockets (runsip; of several sipworkers, the oldest), so a
+    scale-out deployment runs them once; the others in every process that runs SIP
+    timers. Registering a name again replaces its job.
     """
     _periodic[name] = Periodic(interval, run, owner_only)
 
@@ -71,7 +87,7 @@ def start_periodic(now: float) -> None:
     for name, job in _periodic.items():
         if now < job.next_at or (job.task is not None and not job.task.done()):
             continue
-        if job.owner_only and not delivery.owns_sip_sockets:
+        if job.owner_only and not (delivery.owns_sip_sockets and _leader):
             continue
         job.next_at = now + job.interval
         job.task = _spawn(_logged(name, job.run(now)))
@@ -114,8 +130,13 @@ def build_config() -> ServerConfig:
         max_subscriptions_per_user=sip["MAX_SUBSCRIPTIONS_PER_USER"],
         max_publications_per_user=sip["MAX_PUBLICATIONS_PER_USER"],
         node=NODE_ID,
+        node_tag=NODE_TAG,
+        trusted_peers=tuple(
+            ipaddress.ip_network(peer, strict=False) for peer in sip["TRUSTED_PEERS"]
+        ),
         advertised=sip["ADVERTISED_ADDRESS"] or sip["UDP_BIND"],
         own_hosts=own_hosts,
+        digest_algorithms=sip["DIGEST_ALGORITHMS"],
     )
 
 
@@ -137,6 +158,10 @@ def get_server() -> SipServer:
         _server.route("MESSAGE", handle_message)
         if offline.enabled():  # stored MESSAGEs go out at the next REGISTER (msilo)
             _server.route("REGISTER", offline.delivering(handle_register))
+        delivery.node_tag = NODE_TAG
+        delivery.max_layer_message = settings.SIP["LAYER_MAX_MESSAGE_SIZE"]
+        if in_cluster():
+            _server.forward = delivery.forward_response
     return _server
 
 
@@ -202,14 +227,140 @@ def _forget_connection(flow: Flow) -> None:
 
 
 def forget_previous_run() -> int:
-    """WebSocket flows cannot survive a restart: drop the bindings and dialogs of earlier runs."""
+    """WebSocket flows cannot survive a restart: drop the bindings and dialogs of earlier runs.
+
+    In a cluster the other nodes' flows live on: there the leases decide what is dead.
+    """
     from .models import ActiveWatcher, Registration
 
+    if in_cluster():
+        return 0
     stale = {"transport__in": ("ws", "wss")}
     deleted, _ = Registration.objects.filter(**stale).exclude(node=NODE_ID).delete()
     ws_flows = ActiveWatcher.objects.filter(flow__startswith="ws").exclude(node=NODE_ID)
     dropped, _ = ws_flows.delete()
     return deleted + dropped
+
+
+def start_node() -> None:
+    """Start what every process of a deployment runs, once: the timers and, in a cluster,
+    the lease renewal and the node channel. Called on the running event loop."""
+    global _node_started
+    start_timers()
+    if _node_started:
+        return
+    _node_started = True
+    if in_cluster():
+        server = get_server()
+        _spawn(_lease_loop(server))
+        _spawn(serve_channel(node_channel(NODE_TAG)))
+
+
+class StartsNode:
+    """ASGI middleware: a Daphne node starts its node services on its first connection,
+    since the daphne command line has no start-up hook (runsip starts them itself)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if not _node_started and scope["type"] in ("http", "websocket"):
+            host, port = scope.get("server") or (None, None)
+            if port and "ws" not in _bound:  # the HTTP address, for Via/Contact over WebSocket
+                set_advertised("ws", f"{host}:{port}")
+            start_node()
+        return await self.app(scope, receive, send)
+
+
+async def _lease_loop(server: SipServer) -> None:
+    """Renew this node's lease every NODE_HEARTBEAT seconds, and reap dead nodes.
+
+    A node judges others only once it has renewed without a failure for a whole lease:
+    after an outage of the database every live node has renewed again by then.
+    """
+    global _leader
+    sip = settings.SIP
+    renew = database_sync_to_async(leases.renew)
+    first, orphans_done, healthy_since = True, False, None
+    while True:
+        now = time.monotonic()
+        reaping = healthy_since is not None and now - healthy_since >= sip["NODE_LEASE"]
+        kind = "worker" if delivery.owns_sip_sockets else "daphne"
+        try:
+            renewal = await renew(
+                server,
+                NODE_ID,
+                NODE_TAG,
+                kind,
+                sip["NODE_LEASE"],
+                reaping=reaping,
+                orphans=reaping and not orphans_done,
+                first=first,
+            )
+        except Exception as error:
+            healthy_since = None
+            log_once(log, "lease", "renewing the node lease failed: %r", error)
+        else:
+            first, orphans_done = False, orphans_done or reaping
+            healthy_since = healthy_since or now
+            delivery.live_nodes, _leader = renewal.tags, renewal.leader
+            if renewal.lost:
+                await _drop_connections()
+            await notify.send(server, renewal.outgoing)
+        await asyncio.sleep(sip["NODE_HEARTBEAT"])
+
+
+async def _drop_connections() -> None:
+    """This node was taken for dead and its flows ended: close its connections, so that
+    their clients connect again and register anew."""
+    log.warning(
+        "this node's lease had run out and its flows were ended by another node: "
+        "closing %d WebSocket and %d TCP connections",
+        len(delivery.websockets),
+        len(delivery.tcp),
+    )
+    for consumer in list(delivery.websockets.values()):
+        await consumer.close()
+    for connection in list(delivery.tcp.values()):
+        connection.transport.close()
+
+
+async def stop_node() -> None:
+    """A graceful stop: the lease ends now, so another node reaps what this one held."""
+    if in_cluster() and _node_started:
+        try:
+            await database_sync_to_async(leases.release)(NODE_ID)
+        except Exception as error:
+            log.warning("could not release the node lease: %s", error)
+
+
+async def serve_channel(channel: str) -> None:
+    """Handle what other processes send this one on `channel`: responses to our requests
+    (sip.response) and messages for our UDP/TCP sockets (sip.out), in order."""
+    server = get_server()
+    layer = get_channel_layer()
+    delay = 0.5
+    while True:
+        try:
+            message = await layer.receive(channel)
+            delay = 0.5
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # Redis away: wait for it
+            log_once(log, f"receive:{channel}", "channel layer receive on %s: %r", channel, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            continue
+        try:
+            kind = message.get("type")
+            if kind == "sip.response":
+                _spawn(server.receive_forwarded(message["data"]))  # may wait on the database
+            elif kind == "sip.out":
+                await delivery.relay(message)
+            else:
+                log.warning("unknown message type %r on %s", kind, channel)
+        except Exception:
+            log.exception("handling a message from %s failed", channel)
 
 
 async def _timer_loop(server: SipServer) -> None:
@@ -237,17 +388,22 @@ def _spawn(coroutine) -> asyncio.Task:
     return task
 
 
-async def start_sip_listeners(stdout) -> None:
-    """Bind UDP and TCP, mark this process as their owner, and print the bound ports."""
+async def start_sip_listeners(stdout, *, reuse_port: bool = False) -> None:
+    """Bind UDP and TCP, mark this process as their owner, and print the bound ports.
+
+    `reuse_port`: several sipworkers share the ports (SO_REUSEPORT).
+    """
     from .transports.tcp import connect_tcp, open_tcp
     from .transports.udp import open_udp
 
     sip = settings.SIP
     server = get_server()
-    start_timers()
     delivery.owns_sip_sockets = True
+    start_node()
     udp_host, udp_port = split_bind(sip["UDP_BIND"])
-    endpoint, udp_addr = await open_udp(udp_host, udp_port, server.receive, sip["UDP_RCVBUF"])
+    endpoint, udp_addr = await open_udp(
+        udp_host, udp_port, server.receive, sip["UDP_RCVBUF"], reuse_port=reuse_port
+    )
     delivery.udp = endpoint
     tcp_host, tcp_port = split_bind(sip["TCP_BIND"])
     delivery.tcp_connector = partial(
@@ -256,9 +412,17 @@ async def start_sip_listeners(stdout) -> None:
         closed=connection_closed,
         registry=delivery.tcp,
         max_size=sip["MAX_MESSAGE_SIZE"],
+        node=NODE_TAG,
     )
     tcp_server, tcp_addr = await open_tcp(
-        tcp_host, tcp_port, server.receive, connection_closed, delivery.tcp, sip["MAX_MESSAGE_SIZE"]
+        tcp_host,
+        tcp_port,
+        server.receive,
+        connection_closed,
+        delivery.tcp,
+        sip["MAX_MESSAGE_SIZE"],
+        node=NODE_TAG,
+        reuse_port=reuse_port,
     )
     _listeners.extend([endpoint.transport, tcp_server])
     await _start_control(sip["CONTROL_SOCKET"], stdout)
@@ -308,3 +472,4 @@ async def drain(timeout: float = 10.0) -> None:
     if _server is not None and _server.in_flight:
         log.info("waiting for %d SIP requests in flight", len(_server.in_flight))
         await asyncio.wait(set(_server.in_flight), timeout=timeout)
+    await stop_node()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts the system services the test suite needs (sipp, Chromium for the
-# browser tests, Node for the JsSIP bundle, PostgreSQL and Redis for the scale-out mode).
+# browser tests, Node for the JsSIP bundle, PostgreSQL and Redis for the scale-out mode)
+# and `make bench` (sipp, wrk for the XCAP scenario).
 # Idempotent: when everything is present and running it never touches apt, so a second
 # run costs seconds. Meant for root on Debian 12 (a developer machine or CI), no prompts.
 set -euo pipefail
@@ -12,7 +13,7 @@ export DEBIAN_FRONTEND=noninteractive
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed'; }
 
 missing=()
-for pkg in sip-tester chromium chromium-driver postgresql redis-server make; do
+for pkg in sip-tester wrk chromium chromium-driver postgresql redis-server make; do
     installed "$pkg" || missing+=("$pkg")
 done
 # Node may come from elsewhere (e.g. NodeSource); only install Debian's when there is none.

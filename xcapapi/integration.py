@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from sipws import runtime
 from sipws.event_packages.base import Publication
-from sipws.services import notify, policy, subscribe
+from sipws.services import notify, ordering, policy, subscribe
 from sipws.services.authorization import reevaluate
 from sipws.services.subscribe import current_state, watchers_of
 
@@ -50,8 +52,10 @@ def on_document_changed(sender, *, auid, xui, name, deleted, **kwargs) -> None:
     else:
         from sipws.event_packages import base as packages
 
-        state = current_state(packages.get("presence"), xui)
-        outgoing = notify.prepare(server, watchers_of(xui, "presence"), state)
+        with transaction.atomic():
+            ordering.lock_presentities([xui])
+            state = current_state(packages.get("presence"), xui)
+            outgoing = notify.prepare(server, watchers_of(xui, "presence"), state)
     notify.send_from_sync(server, outgoing)
 
 

@@ -408,8 +408,21 @@ def new_tag() -> str:
     return secrets.token_hex(6)
 
 
-def new_branch() -> str:
+def new_branch(node: str = "") -> str:
+    """A branch for a request of ours; `node` (hex) names the process that sends it, so a
+    response reaching another process of a cluster can be passed on (see `branch_node`)."""
+    if node:
+        return f"z9hG4bK.{node}.{secrets.token_hex(8)}"
     return "z9hG4bK" + secrets.token_hex(8)
+
+
+_NODE_BRANCH = re.compile(r"z9hG4bK\.([0-9a-f]{4,16})\.")
+
+
+def branch_node(branch: str) -> str | None:
+    """The node named in a branch made by `new_branch(node)`, else None."""
+    match = _NODE_BRANCH.match(branch)
+    return match.group(1) if match else None
 
 
 class StreamFramer:

@@ -105,11 +105,15 @@ class StateCollector:
             "SIP-over-WebSocket connections open on this process.",
             value=len(delivery.websockets),
         )
-        yield CounterMetricFamily(
+        failures = CounterMetricFamily(
             "sip_channel_layer_send_failures",
-            "Messages the channel layer refused (channel full) on this process.",
-            value=delivery.channel_full,
+            "Messages not handed to the channel layer on this process, by reason: full "
+            "(ChannelFull), too_large (over SIP_LAYER_MAX_MESSAGE_SIZE), error (unreachable).",
+            labels=["reason"],
         )
+        for reason, count in delivery.failures.items():
+            failures.add_metric([reason], count)
+        yield failures
 
 
 _state = CollectorRegistry(auto_describe=False)

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from ..event_packages import base as packages
 from ..models import ActiveWatcher, SubscriptionStatus, Watcher
-from . import notify, policy, watchers
+from . import notify, ordering, policy, watchers
 from .subscribe import current_state
 
 TERMINATED = SubscriptionStatus.TERMINATED
@@ -22,6 +22,7 @@ def reevaluate(server, presentity: str, event: str = "presence") -> list[notify.
     if package is None:
         return []
     with transaction.atomic():
+        ordering.lock_presentities([presentity])
         subscriptions = list(
             ActiveWatcher.objects.select_for_update()
             .filter(presentity_uri=presentity, event=event)

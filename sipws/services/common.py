@@ -63,16 +63,19 @@ def sender_aor(request: Request) -> str:
     return uri.aor
 
 
-def authenticated_sender(server, request: Request, *, proxy: bool = False):
+def authenticated_sender(
+    server, request: Request, *, proxy: bool = False, source: str | None = None
+):
     """The enabled account that sent this request (digest), matching its From; else reject.
 
     `proxy`: the request is relayed (MESSAGE), so the challenge is a 407 (RFC 3261 §22.3).
+    `source`: the address it came from, which may be a trusted peer (SIP_TRUSTED_PEERS).
     """
     aor = sender_aor(request)
     domain = aor.rpartition("@")[2]
     if not server.config.serves_domain(domain):
         raise Reject(make_response(request, 403, "Forbidden (From domain not served)"))
-    outcome = authenticate_request(server, request, domain, proxy=proxy)
+    outcome = authenticate_request(server, request, domain, proxy=proxy, source=source)
     if outcome.response is not None:
         raise Reject(outcome.response)
     if outcome.account.aor != aor:

@@ -8,6 +8,7 @@ so it never imports a transport. Method handlers are coroutines registered by na
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,14 @@ from dataclasses import dataclass, field
 from ..core.digest import MemoryReplayGuard, NonceFactory, ReplayGuard
 from ..core.errors import ParseError
 from ..core.flow import Flow
-from ..core.message import Request, Response, make_response, parse_message
+from ..core.message import (
+    Request,
+    Response,
+    branch_node,
+    make_response,
+    new_branch,
+    parse_message,
+)
 from ..core.ratelimit import RateLimiter
 from ..core.transaction import (
     ClientTransactions,
@@ -41,6 +49,8 @@ Handler = Callable[["SipServer", Request, Flow], Awaitable[Response | tuple[Resp
 FinalCallback = Callable[[int], Awaitable[None]]
 # What a proxy needs instead: the final response itself, None when the transaction timed out.
 ResponseCallback = Callable[[int, Response | None], Awaitable[None]]
+# Hands a response to the process of the cluster that sent the request: (node tag, bytes).
+Forwarder = Callable[[str, bytes], Awaitable[bool]]
 
 ALLOW = "REGISTER, OPTIONS, ACK, CANCEL"
 ACCEPT = "application/sdp"
@@ -71,11 +81,16 @@ class ServerConfig:
     max_subscriptions_per_user: int = 1000
     max_publications_per_user: int = 100
     node: str = "local"
+    # Short hex name of this process in branches of our requests (`core.message.new_branch`).
+    node_tag: str = ""
+    # Peers whose requests skip digest authentication (SIP_TRUSTED_PEERS).
+    trusted_peers: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # host[:port] this server puts in Via/Contact, per transport of the flow
     advertised: str = "127.0.0.1:5060"
     advertised_tcp: str = ""
     advertised_ws: str = ""
     own_hosts: set[str] = field(default_factory=set)
+    digest_algorithms: list[str] = field(default_factory=lambda: ["MD5", "SHA-256"])
 
     def address_for(self, transport: str) -> str:
         if transport in ("ws", "wss"):
@@ -90,6 +105,16 @@ class ServerConfig:
     def is_local(self, host: str) -> bool:
         host = host.lower().strip("[]")
         return host in self.domains or host in self.own_hosts
+
+    def trusts(self, host: str) -> bool:
+        """Whether requests from this source address skip digest (Kamailio's permissions)."""
+        if not self.trusted_peers:
+            return False
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted_peers)
 
 
 class SipServer:
@@ -109,6 +134,12 @@ class SipServer:
         self.pending: dict[str, tuple[Flow, ResponseCallback, float]] = {}  # + time sent
         self.in_flight: set[asyncio.Task] = set()
         self.allow = ALLOW
+        # Set in a cluster: responses to another process's requests are passed on to it.
+        self.forward: Forwarder | None = None
+
+    def new_branch(self) -> str:
+        """A branch for a request of ours, naming this process (for `forward`)."""
+        return new_branch(self.config.node_tag)
 
     def route(self, method: str, handler: Handler) -> None:
         self.handlers[method] = handler
@@ -139,7 +170,7 @@ class SipServer:
         context = logcontext.enter(message.call_id, message.cseq.method, now)
         try:
             if isinstance(message, Response):
-                await self._handle_response(message, now)
+                await self._handle_response(message, data, now)
                 return
             metrics.request_received(message.method)
             try:
@@ -194,10 +225,15 @@ class SipServer:
         followup = None
         if isinstance(answer, tuple):
             answer, followup = answer
-        if answer is not None:
-            await self._reply(request, flow, answer, now, key)
-        if followup is not None:
-            await followup()  # NOTIFYs go out after the response that created the dialog
+        try:
+            if answer is not None:
+                await self._reply(request, flow, answer, now, key)
+        finally:
+            # NOTIFYs go out after the response that created the dialog, and go out even
+            # if that response could not be sent: the change is committed, and the
+            # followup releases the presentity's lock (services/ordering).
+            if followup is not None:
+                await followup()
 
     async def _dispatch(self, request: Request, flow: Flow):
         if request.max_forwards == 0 and request.method != "OPTIONS":
@@ -270,10 +306,18 @@ class SipServer:
         self.pending[branch] = (flow, on_final, now)
         return True
 
-    async def _handle_response(self, response: Response, now: float) -> None:
+    async def _handle_response(self, response: Response, data: bytes, now: float) -> None:
         try:
             branch = response.top_via.branch
         except ParseError:
+            return
+        if branch not in self.client_transactions:
+            # In a cluster a response may reach another process than the one that sent
+            # the request (UDP replies all reach a worker; a WebSocket client answers on
+            # its own node): the branch names the sender, who gets it through its channel.
+            owner = branch_node(branch or "")
+            if owner and owner != self.config.node_tag and self.forward is not None:
+                await self.forward(owner, data)
             return
         metrics.response_received(response.cseq.method, response.status)
         event = self.client_transactions.receive_response(branch, response.status, now)
@@ -282,6 +326,24 @@ class SipServer:
             if on_final is not None:
                 metrics.round_trip(response.cseq.method, now - sent)
                 await on_final(response.status, response)
+
+    async def receive_forwarded(self, data: bytes) -> None:
+        """A response another process of the cluster received for a request of ours."""
+        try:
+            message = parse_message(data, max_size=max(len(data), self.config.max_message_size))
+            if not isinstance(message, Response):
+                return
+            branch = message.top_via.branch
+            context = logcontext.enter(message.call_id, message.cseq.method, time.time())
+        except ParseError:
+            return
+        try:
+            if branch in self.client_transactions:  # never passed on again
+                await self._handle_response(message, data, time.time())
+        except Exception:
+            log.exception("error handling a forwarded response")
+        finally:
+            logcontext.leave(context)
 
     async def handle_timers(self, now: float) -> None:
         self.transactions.handle_timer(now)

@@ -24,7 +24,7 @@ from django.utils import timezone
 from ..core.errors import ParseError
 from ..core.flow import Flow
 from ..core.headers import split_list
-from ..core.message import Request, Response, make_response, new_branch
+from ..core.message import Request, Response, make_response
 from ..core.proxy import ResponseContext, forward
 from ..core.uri import SipUri
 from ..models import Registration, SipAccount
@@ -58,7 +58,7 @@ async def handle_message(server, request: Request, flow: Flow):
 def route(server, request: Request, flow: Flow):
     """The error or offline answer, or (sender AOR, recipient, branches) to relay to."""
     try:
-        sender = authenticated_sender(server, request, proxy=True)
+        sender = authenticated_sender(server, request, proxy=True, source=flow.remote_host)
         recipient = _recipient(server, request)
     except Reject as reject:
         return reject.response
@@ -116,7 +116,7 @@ async def relay(
 
 
 async def _fork(server, request: Request, sender: str, recipient: SipAccount, branches):
-    keys = [new_branch() for _ in branches]
+    keys = [server.new_branch() for _ in branches]
     context = ResponseContext(request, keys)
     decided = asyncio.Event()
 

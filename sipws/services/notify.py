@@ -8,9 +8,7 @@ whose NOTIFY fails with 404/408/481 loses that subscription only.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,11 +19,12 @@ from django.db.models import F
 
 from ..core.errors import ParseError
 from ..core.flow import Flow
-from ..core.message import Headers, Request, new_branch
+from ..core.message import Headers, Request
 from ..core.uri import SipUri
 from ..event_packages import base as packages
 from ..models import ActiveWatcher, SubscriptionStatus
 from . import policy
+from .ordering import lock_presentities
 
 log = logging.getLogger("sipws.notify")
 ENDS_SUBSCRIPTION = frozenset({404, 408, 481})
@@ -122,7 +121,7 @@ def next_version(subscription: ActiveWatcher) -> int:
 
 def _build(server, watcher, body, package, now, reason) -> Outgoing:
     flow = Flow.deserialize(watcher.flow)
-    branch = new_branch()
+    branch = server.new_branch()
     headers = Headers()
     headers.add(
         "Via",
@@ -187,41 +186,12 @@ def end_subscriptions(server, ids: list[int]) -> list[Outgoing]:
     """Drop dead subscriptions; return what watcher-info subscribers are told of it."""
     from . import watchers
 
+    presentities = list(ActiveWatcher.objects.filter(pk__in=ids).values_list("presentity_uri"))
     with transaction.atomic():
+        lock_presentities(uri for (uri,) in presentities)
         dead = list(ActiveWatcher.objects.filter(pk__in=ids))
         ActiveWatcher.objects.filter(pk__in=ids).delete()
         return watchers.report(server, [watchers.ended(w, "timeout") for w in dead])
-
-
-class PresentityLocks:
-    """One asyncio lock per (presentity, event): changes and their NOTIFYs keep arrival order."""
-
-    def __init__(self) -> None:
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._users: defaultdict[tuple[str, str], int] = defaultdict(int)
-
-    def __call__(self, uri: str, event: str) -> _Held:
-        return _Held(self, (uri, event))
-
-
-class _Held:
-    def __init__(self, owner: PresentityLocks, key: tuple[str, str]) -> None:
-        self.owner, self.key = owner, key
-
-    async def __aenter__(self) -> None:
-        lock = self.owner._locks.setdefault(self.key, asyncio.Lock())
-        self.owner._users[self.key] += 1
-        await lock.acquire()
-
-    async def __aexit__(self, *exc) -> None:
-        self.owner._locks[self.key].release()
-        self.owner._users[self.key] -= 1
-        if self.owner._users[self.key] == 0:
-            del self.owner._users[self.key]
-            del self.owner._locks[self.key]
-
-
-presentity_lock = PresentityLocks()
 
 
 def send_from_sync(server, outgoing: list[Outgoing]) -> None:

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from ..core.errors import ParseError
 from ..core.flow import Flow
-from ..core.message import Headers, Request, Response, make_response, new_branch, new_tag
+from ..core.message import Headers, Request, Response, make_response, new_tag
 from ..core.uri import NameAddr
 from ..models import OfflineMessage, SipAccount
 
@@ -168,7 +168,7 @@ def settle(pk: int, *, delivered: bool) -> None:
 
 
 def _message(server, row: OfflineMessage, flow: Flow, contact: str, path: list[str]) -> Stored:
-    branch = new_branch()
+    branch = server.new_branch()
     address = server.config.address_for(flow.transport)
     headers = Headers()
     headers.add("Via", f"SIP/2.0/{flow.via_transport} {address};branch={branch};rport")

@@ -28,7 +28,7 @@ from django.db.models import Count, Max, Q, QuerySet
 
 from ..event_packages import base as packages
 from ..models import ActiveWatcher, Presentity, Registration, SipAccount, Watcher
-from . import authorization, expiry, notify, watchers
+from . import authorization, expiry, notify, ordering, watchers
 from .subscribe import current_state, watchers_of
 
 
@@ -49,7 +49,11 @@ class Outcome:
 def do_terminate(server, subscription_id: int) -> Outcome:
     """End one subscription: the watcher gets `terminated;reason=deactivated` (RFC 6665
     §4.2.2: it may subscribe again at once) and watcher-info subscribers hear of it."""
+    presentity = ActiveWatcher.objects.filter(pk=subscription_id).values_list(
+        "presentity_uri", flat=True
+    )
     with transaction.atomic():
+        ordering.lock_presentities(presentity)
         subscription = ActiveWatcher.objects.select_for_update().filter(pk=subscription_id).first()
         if subscription is None:
             raise OperationError(f"no subscription {subscription_id}", 404)
@@ -64,6 +68,7 @@ def do_refresh(server, presentity: str, event: str = "presence") -> Outcome:
     package, uri = event_package(event), presentity_uri(presentity)
     _check_known(uri)
     with transaction.atomic():
+        ordering.lock_presentities([uri])
         state = current_state(package, uri)
         outgoing = notify.prepare(server, _live_watchers(uri, package.name), state)
     return Outcome({"presentity": uri, "event": package.name, "notified": len(outgoing)}, outgoing)

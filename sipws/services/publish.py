@@ -1,7 +1,7 @@
 """PUBLISH (RFC 3903): initial, refresh, modify and remove publications of any package.
 
-Changes to one presentity are serialized (one lock per presentity and event), so
-watchers see states in arrival order. The aggregate is built once per change; each
+Changes to one presentity are serialized, across nodes too (services/ordering), so
+watchers see states in commit order. The aggregate is built once per change; each
 watcher's NOTIFY is cut from it.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 from channels.db import database_sync_to_async
 from django.db import transaction
@@ -21,7 +20,7 @@ from ..core.flow import Flow
 from ..core.message import Request, make_response
 from ..event_packages.base import BadBody
 from ..models import Presentity
-from . import notify, policy
+from . import notify, ordering, policy
 from .common import Reject, authenticated_sender, bounded_expires, event_package, resource_aor
 from .subscribe import current_state, watchers_of
 
@@ -35,13 +34,12 @@ async def handle_publish(server, request: Request, flow: Flow):
         _check_body(request, package, etag)
     except Reject as reject:
         return reject.response
-    async with notify.presentity_lock(presentity, package.name):
-        response, outgoing = await database_sync_to_async(do_publish)(
-            server, request, package, expires, presentity, etag
-        )
-    if not outgoing:
-        return response
-    return response, partial(notify.send, server, outgoing)
+    publish = database_sync_to_async(do_publish)
+    return await ordering.change(
+        server,
+        presentity,
+        lambda: publish(server, request, package, expires, presentity, etag, flow.remote_host),
+    )
 
 
 def _check_body(request: Request, package, etag: str | None) -> None:
@@ -65,12 +63,13 @@ def _reason(status: int) -> str:
     return "Unsupported Media Type" if status == 415 else "Bad Request"
 
 
-def do_publish(server, request, package, expires, presentity, etag):
+def do_publish(server, request, package, expires, presentity, etag, source=None):
     try:
-        account = authenticated_sender(server, request)
+        account = authenticated_sender(server, request, source=source)
         if not policy.may_publish(package.name, account, presentity):
             raise Reject(make_response(request, 403, "Forbidden (not your presentity)"))
         with transaction.atomic():
+            ordering.lock_presentities([presentity])
             new_etag, changed = _apply(server, request, package, expires, presentity, etag, account)
             outgoing = []
             if changed:
@@ -168,6 +167,7 @@ def set_state(
     """Replace `sender`'s publication of `presentity`; return the NOTIFYs to send."""
     package.validate(body, content_type or package.content_types[0])
     with transaction.atomic():
+        ordering.lock_presentities([presentity])
         Presentity.objects.filter(uri=presentity, event=package.name, sender=sender).delete()
         row = Presentity(
             uri=presentity,
@@ -189,6 +189,7 @@ def clear_state(
 ) -> list[notify.Outgoing]:
     """Remove `sender`'s publication (every publication when None) and notify."""
     with transaction.atomic():
+        ordering.lock_presentities([presentity])
         rows = Presentity.objects.filter(uri=presentity, event=package.name)
         if sender is not None:
             rows = rows.filter(sender=sender)

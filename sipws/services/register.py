@@ -99,7 +99,7 @@ def _bindings(server, request: Request) -> list[Binding] | None:
 
 
 def do_register(server, request, flow, aor_uri, bindings) -> Response:
-    auth = authenticate_request(server, request, aor_uri.host)
+    auth = authenticate_request(server, request, aor_uri.host, source=flow.remote_host)
     if auth.response is not None:
         return auth.response
     account = auth.account

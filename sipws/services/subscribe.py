@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 from channels.db import database_sync_to_async
 from django.db import transaction
@@ -19,7 +18,7 @@ from ..core.flow import Flow
 from ..core.message import Request, make_response, new_tag
 from ..event_packages.base import Publication, media_type
 from ..models import ActiveWatcher, Presentity, SipAccount, SubscriptionStatus
-from . import notify, policy, watchers
+from . import notify, ordering, policy, watchers
 from .common import Reject, authenticated_sender, bounded_expires, event_package, resource_aor
 
 
@@ -33,13 +32,10 @@ async def handle_subscribe(server, request: Request, flow: Flow):
             raise Reject(make_response(request, 400, "Bad Request (missing Contact)"))
     except Reject as reject:
         return reject.response
-    async with notify.presentity_lock(presentity, package.name):
-        response, outgoing = await database_sync_to_async(do_subscribe)(
-            server, request, flow, package, expires, presentity
-        )
-    if not outgoing:
-        return response
-    return response, partial(notify.send, server, outgoing)
+    subscribe = database_sync_to_async(do_subscribe)
+    return await ordering.change(
+        server, presentity, lambda: subscribe(server, request, flow, package, expires, presentity)
+    )
 
 
 def _presentity(server, request: Request) -> str:
@@ -68,8 +64,9 @@ def _check_accept(request: Request, package) -> None:
 
 def do_subscribe(server, request, flow, package, expires, presentity):
     try:
-        account = authenticated_sender(server, request)
+        account = authenticated_sender(server, request, source=flow.remote_host)
         with transaction.atomic():
+            ordering.lock_presentities([presentity])
             if request.to.tag:
                 return _refresh(server, request, flow, package, expires, account)
             return _create(server, request, flow, package, expires, presentity, account)
@@ -136,6 +133,7 @@ def _refresh(server, request, flow, package, expires, account):
     watcher.expires = datetime.now(UTC) + timedelta(seconds=expires)
     watcher.flow = flow.serialize()  # a client that reconnected is reached on its new flow
     watcher.connection = flow.connection
+    watcher.node = server.config.node  # ... which may be held by another node
     watcher.contact = str(request.contacts[0].uri)
     watcher.save()
     return _answer(server, request, flow, package, watcher, expires)

@@ -16,8 +16,12 @@ _ids = itertools.count(1)
 
 
 class TcpConnection(asyncio.Protocol):
-    def __init__(self, receive, closed, registry: dict, max_size: int) -> None:
+    """One TCP connection; its id `tcp-<node tag>-<n>` is unique in the cluster and over
+    restarts, and names the worker that holds it (transports.delivery)."""
+
+    def __init__(self, receive, closed, registry: dict, max_size: int, node: str = "") -> None:
         self.receive = receive
+        self.node = node
         self.closed = closed
         self.registry = registry
         self.framer = StreamFramer(max_size)
@@ -29,7 +33,7 @@ class TcpConnection(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         host, port = transport.get_extra_info("peername")[:2]
-        self.flow = Flow("tcp", host, port, f"tcp-{next(_ids)}")
+        self.flow = Flow("tcp", host, port, f"tcp-{self.node or '0'}-{next(_ids)}")
         self.registry[self.flow.connection] = self
 
     def data_received(self, data: bytes) -> None:
@@ -64,20 +68,37 @@ class TcpConnection(asyncio.Protocol):
         self._spawn(self.closed(self.flow))
 
 
-async def open_tcp(host: str, port: int, receive, closed, registry: dict, max_size: int):
+async def open_tcp(
+    host: str,
+    port: int,
+    receive,
+    closed,
+    registry: dict,
+    max_size: int,
+    *,
+    node: str = "",
+    reuse_port: bool = False,
+):
+    """Listen; `reuse_port` lets several workers share the port (SO_REUSEPORT)."""
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: TcpConnection(receive, closed, registry, max_size), host, port, reuse_address=True
+        lambda: TcpConnection(receive, closed, registry, max_size, node),
+        host,
+        port,
+        reuse_address=True,
+        reuse_port=reuse_port or None,
     )
     return server, server.sockets[0].getsockname()[:2]
 
 
-async def connect_tcp(host: str, port: int, receive, closed, registry: dict, max_size: int):
+async def connect_tcp(
+    host: str, port: int, receive, closed, registry: dict, max_size: int, node: str = ""
+):
     """Dial out to a peer whose connection is gone, to deliver a request (RFC 3261 §18.1.1)."""
     loop = asyncio.get_running_loop()
     _, connection = await asyncio.wait_for(
         loop.create_connection(
-            lambda: TcpConnection(receive, closed, registry, max_size), host, port
+            lambda: TcpConnection(receive, closed, registry, max_size, node), host, port
         ),
         timeout=5,
     )

@@ -35,9 +35,15 @@ class UdpEndpoint(asyncio.DatagramProtocol):
             self.transport.sendto(data, (flow.remote_host, flow.remote_port))
 
 
-async def open_udp(host: str, port: int, receive, rcvbuf: int) -> tuple[UdpEndpoint, tuple]:
+async def open_udp(
+    host: str, port: int, receive, rcvbuf: int, *, reuse_port: bool = False
+) -> tuple[UdpEndpoint, tuple]:
+    """Bind; `reuse_port` lets several workers share the port (SO_REUSEPORT: the kernel
+    spreads peers over them, and each one sends from the same address)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     # Bursts of replies to a NOTIFY fan-out overflow the default buffer (Kamailio too).
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.bind((host, port))

@@ -12,6 +12,7 @@ from sipws.core.message import (
     Request,
     Response,
     StreamFramer,
+    branch_node,
     make_response,
     new_branch,
     new_tag,
@@ -337,6 +338,14 @@ def test_new_tag_and_branch():
     assert re.fullmatch(r"[0-9a-f]{12}", new_tag())
     assert re.fullmatch(r"z9hG4bK[0-9a-f]{16}", new_branch())
     assert new_branch() != new_branch()
+
+
+def test_a_branch_names_the_node_that_sent_the_request():
+    branch = new_branch("c0ffee01")
+    assert re.fullmatch(r"z9hG4bK\.c0ffee01\.[0-9a-f]{16}", branch)
+    assert branch_node(branch) == "c0ffee01"
+    assert branch_node(new_branch()) is None
+    assert branch_node("z9hG4bK-524287-1---5dd6f3d6cbd3a2b4") is None  # someone else's
 
 
 # StreamFramer (RFC 3261 §18.3) ------------------------------------------------------------

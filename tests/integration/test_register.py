@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
+from tests.conftest import USERS
 from tests.serverproc import provision
 from tests.sipclient import SipClient, parse_challenges
 
@@ -89,7 +90,7 @@ def test_register_stores_the_binding(server, alice, algorithm):
     if alice.transport == "udp":
         assert row["connection"] == ""
     elif alice.transport == "tcp":
-        assert re.fullmatch(r"tcp-\d+", row["connection"])
+        assert re.fullmatch(r"tcp-[0-9a-f]+-\d+", row["connection"])  # tcp-<node tag>-<n>
     else:
         assert "!" in row["connection"]  # the consumer's Channels channel name
 
@@ -396,3 +397,15 @@ def test_expiry_row_matches_reply(server, alice):
         seconds=int(contact_params(contact)["expires"])
     )
     assert abs((stored_expiry(row) - told).total_seconds()) < 2
+
+
+def test_md5_only_challenge_for_clients_that_refuse_sha256(tmp_path):
+    server = provision(tmp_path, USERS, SIP_DIGEST_ALGORITHMS="MD5").start()
+    try:
+        alice = SipClient("udp", server)
+        reply = alice.send("REGISTER", expires=600)
+        assert [c["algorithm"] for c in parse_challenges(reply.text)] == ["MD5"]
+        assert alice.send_authenticated("REGISTER", expires=600).status == 200
+        alice.close()
+    finally:
+        server.stop()

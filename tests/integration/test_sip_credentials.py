@@ -135,10 +135,16 @@ def test_they_fail_for_another_users_address(server, clients, credentials):
     assert server.rows("SELECT * FROM sipws_registration WHERE aor = 'sip:bob@localhost'") == []
 
 
-def test_expired_credentials_fail(clients):
+def test_expired_credentials_fail_with_a_new_challenge(server, clients):
+    # 401, not 403: a client re-sending stale credentials on a refresh (SIP.js does) is
+    # told to authenticate again, and the page fetches fresh credentials.
+    alice = clients("ws")
     username = f"{int(time.time()) - 1}:alice@localhost"
-    reply = register(clients("ws"), {"username": username, "password": password(username)})
-    assert reply.status == 403
+    reply = register(alice, {"username": username, "password": password(username)})
+    assert reply.status == 401
+    assert reply.all("WWW-Authenticate")
+    rows = server.rows("SELECT * FROM sipws_registration WHERE call_id = ?", (alice.call_id,))
+    assert rows == []
 
 
 @pytest.mark.parametrize("how", ["wrong password", "later expiry", "other user"])

@@ -76,7 +76,8 @@ def test_metrics_count_sip_traffic_and_read_state_from_the_database(server, ua):
     )
     # (WebSocket clients of earlier tests may still be closing.)
     assert server.wait_for(lambda: scrape(server)[1][("sip_websocket_connections",)] == 1)
-    assert after[("sip_channel_layer_send_failures_total",)] == 0
+    for reason in ("full", "too_large", "error"):
+        assert after[("sip_channel_layer_send_failures_total", ("reason", reason))] == 0
 
 
 def test_log_lines_carry_the_call_id_and_method(server):

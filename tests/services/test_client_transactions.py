@@ -72,3 +72,32 @@ def test_tcp_notify_is_not_retransmitted_but_still_times_out():
     assert len(sent) == 1
     run(server.handle_timers(start + 33))
     assert finals == [408]
+
+
+def test_a_response_to_another_nodes_request_is_passed_on_by_its_branch():
+    server, sent, finals, on_final = make_server()
+    server.config.node_tag = "aaaa0001"
+    forwarded = []
+
+    async def forward(tag, data):
+        forwarded.append((tag, data))
+        return True
+
+    server.forward = forward
+
+    def response(branch: str) -> bytes:
+        return (
+            b"SIP/2.0 200 OK\r\n"
+            b"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=" + branch.encode() + b"\r\n"
+            b"From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c\r\nCSeq: 1 NOTIFY\r\n\r\n"
+        )
+
+    other, ours, gone = "z9hG4bK.bbbb0002.01", server.new_branch(), "z9hG4bK.aaaa0001.02"
+    run(server.send_request(UDP, NOTIFY, ours, on_final))
+    run(server.receive(response(other), UDP))
+    run(server.receive(response(gone), UDP))  # ours, but no such transaction: dropped
+    assert forwarded == [("bbbb0002", response(other))]
+    run(server.receive_forwarded(response(ours)))
+    assert finals == [200]
+    run(server.receive_forwarded(response(other)))  # never passed on a second time
+    assert len(forwarded) == 1
