@@ -4,6 +4,7 @@ Every scenario gets a fresh server (`manage.py runsip`, SQLite, SIP_RATE_LIMIT=0
 of one provisioned DATA_DIR, so no scenario inherits another's rows or memory. Rate
 scenarios search for the highest rate with < 0.1 % failed calls and <= 1 % retransmitted
 requests: doubling steps from 100/s, then bisection. BENCH_QUICK=1 runs one short step each.
+XCAP runs wrk (bench/xcap.lua) at fixed connection counts. `--only xcap,publish` runs some.
 Results: stdout and bench/results/latest.md.
 """
 
