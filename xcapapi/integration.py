@@ -15,7 +15,7 @@ from sipws import runtime
 from sipws.event_packages.base import Publication
 from sipws.services import notify, ordering, policy, subscribe
 from sipws.services.authorization import reevaluate
-from sipws.services.subscribe import current_state, watchers_of
+from sipws.services.subscribe import notify_watchers
 
 from . import external
 from . import policy as presence_policy
@@ -54,8 +54,7 @@ def on_document_changed(sender, *, auid, xui, name, deleted, **kwargs) -> None:
 
         with transaction.atomic():
             ordering.lock_presentities([xui])
-            state = current_state(packages.get("presence"), xui)
-            outgoing = notify.prepare(server, watchers_of(xui, "presence"), state)
+            outgoing = notify_watchers(server, xui, packages.get("presence"))
     notify.send_from_sync(server, outgoing)
 
 

@@ -44,7 +44,9 @@ def reevaluate(server, presentity: str, event: str = "presence") -> list[notify.
             elif subscription.status != SubscriptionStatus.ACTIVE:
                 continue  # still pending: nothing new to tell it
             keep.append(subscription)
-        outgoing = notify.prepare(server, keep, current_state(package, presentity))
+        outgoing = []
+        if keep:  # the state is composed only when someone is told it
+            outgoing = notify.prepare(server, keep, current_state(package, presentity))
         for subscription in rejected:
             outgoing += notify.prepare(server, [subscription], None, reason=subscription.reason)
         ActiveWatcher.objects.filter(pk__in=[s.pk for s in rejected]).delete()

@@ -75,10 +75,11 @@ def _expire(server, now: datetime, presentities: list[str]) -> list[notify.Outgo
     for uri, event in sorted(changed):
         package = packages.get(event)
         if package is not None:
-            state = current_state(package, uri, now)
             # A subscription ending in this sweep gets only its final NOTIFY.
             live = [w for w in watchers_of(uri, event) if w.expires > now]
-            outgoing += notify.prepare(server, live, state, now=now)
+            if live:
+                state = current_state(package, uri, now)
+                outgoing += notify.prepare(server, live, state, now=now)
     ended = list(ActiveWatcher.objects.filter(expires__lte=now, presentity_uri__in=presentities))
     outgoing += notify.prepare(server, ended, None, reason="timeout", now=now)
     ActiveWatcher.objects.filter(pk__in=[w.pk for w in ended]).delete()

@@ -22,7 +22,7 @@ from ..event_packages.base import BadBody
 from ..models import Presentity
 from . import notify, ordering, policy
 from .common import Reject, authenticated_sender, bounded_expires, event_package, resource_aor
-from .subscribe import current_state, watchers_of
+from .subscribe import notify_watchers
 
 
 async def handle_publish(server, request: Request, flow: Flow):
@@ -73,7 +73,7 @@ def do_publish(server, request, package, expires, presentity, etag, source=None)
             new_etag, changed = _apply(server, request, package, expires, presentity, etag, account)
             outgoing = []
             if changed:
-                outgoing = _notify_watchers(server, presentity, package)
+                outgoing = notify_watchers(server, presentity, package)
     except Reject as reject:
         return reject.response, []
     response = make_response(request, 200)
@@ -181,7 +181,7 @@ def set_state(
         row.content_type = content_type or package.content_types[0]
         row.received_time = time.time()
         row.save()
-        return _notify_watchers(server, presentity, package)
+        return notify_watchers(server, presentity, package)
 
 
 def clear_state(
@@ -196,12 +196,4 @@ def clear_state(
         removed, _ = rows.delete()
         if not removed:
             return []
-        return _notify_watchers(server, presentity, package)
-
-
-def _notify_watchers(server, presentity: str, package) -> list[notify.Outgoing]:
-    """NOTIFYs with the new state; nobody watching, no state to compose."""
-    watchers = watchers_of(presentity, package.name)
-    if not watchers:
-        return []
-    return notify.prepare(server, watchers, current_state(package, presentity))
+        return notify_watchers(server, presentity, package)

@@ -194,3 +194,11 @@ def watchers_of(presentity: str, event: str) -> list[ActiveWatcher]:
             status=SubscriptionStatus.TERMINATED
         )
     )
+
+
+def notify_watchers(server, presentity: str, package) -> list[notify.Outgoing]:
+    """NOTIFYs of the new state to a presentity's watchers; nobody watching, no state built."""
+    watchers = watchers_of(presentity, package.name)
+    if not watchers:
+        return []
+    return notify.prepare(server, watchers, current_state(package, presentity))
