@@ -19,7 +19,6 @@ from sipws.services.subscribe import notify_watchers
 
 from . import external
 from . import policy as presence_policy
-from .models import XcapDocument
 from .signals import document_changed
 
 PIDF_MANIPULATION = "pidf-manipulation"
@@ -27,17 +26,14 @@ PIDF = "application/pidf+xml"
 
 
 def pidf_manipulation(presentity: str) -> list[Publication]:
-    rows = XcapDocument.objects.filter(
-        auid=PIDF_MANIPULATION, xui=presentity, name=presence_policy.RULES_DOCUMENT
+    rows = presence_policy.documents.select(
+        *presence_policy.rules_documents([PIDF_MANIPULATION], presentity)
     )
-    if external.enabled():
-        rows = rows.filter(source=XcapDocument.Source.EXTERNAL)
-    rows = rows.values_list("body", "etag", "updated")
     if not rows:
         external.want(presentity)
     return [
-        Publication(bytes(body), PIDF, etag, updated.timestamp(), "xcap:pidf-manipulation")
-        for body, etag, updated in rows
+        Publication(bytes(r.body), PIDF, r.etag, r.updated.timestamp(), "xcap:pidf-manipulation")
+        for r in rows
     ]
 
 

@@ -16,9 +16,12 @@ from lxml import etree
 
 from sipws import xmlsafe
 from sipws.services.policy import ALLOW, Decision, batch_cache
+from sipws.services.rows import Table
 
 from . import external, presrules
 from .models import XcapDocument
+
+documents = Table(XcapDocument)
 
 log = logging.getLogger("xcapapi.policy")
 PRES_RULES_AUIDS = ("pres-rules", "org.openmobilealliance.pres-rules")
@@ -99,24 +102,36 @@ def ruleset_for(presentity: str) -> etree._Element | None:
 
 
 def _load_ruleset(presentity: str) -> etree._Element | None:
-    rows = XcapDocument.objects.filter(
-        auid__in=PRES_RULES_AUIDS, xui=presentity, name=RULES_DOCUMENT
-    )
-    if external.enabled():
-        rows = rows.filter(source=XcapDocument.Source.EXTERNAL)
+    where, params = rules_documents(PRES_RULES_AUIDS, presentity)
     rank = PRES_RULES_AUIDS.index
-    versions = sorted(rows.values_list("auid", "etag"), key=lambda row: rank(row[0]))
+    versions = sorted(
+        documents.execute(f'SELECT "auid", "etag" FROM {documents.name} WHERE {where}', params),
+        key=lambda row: rank(row[0]),
+    )
     if not versions:
         external.want(presentity)  # fetched in the background, never waited for here
         return None
     auid, etag = versions[0]
     key = (presentity, etag)
     if key not in _cache:
-        body = rows.filter(auid=auid)
-        _cache[key] = _parse(bytes(body.values_list("body", flat=True).first() or b""))
+        where, params = rules_documents([auid], presentity)
+        found = documents.execute(f'SELECT "body" FROM {documents.name} WHERE {where}', params)
+        _cache[key] = _parse(bytes(found[0][0]) if found else b"")
         if len(_cache) > _MAX_CACHED:
             _cache.popitem(last=False)
     return _cache[key]
+
+
+def rules_documents(auids, presentity: str) -> tuple[str, list]:
+    """WHERE clause and parameters: the presentity's documents of these usages named
+    `index` (from the external server only, in external mode). Plain SQL (rows.Table):
+    every SUBSCRIBE and NOTIFY fan-out reads them."""
+    where = f'"auid" IN ({", ".join(["%s"] * len(auids))}) AND "xui" = %s AND "name" = %s'
+    params = [*auids, presentity, RULES_DOCUMENT]
+    if external.enabled():
+        where += ' AND "source" = %s'
+        params.append(XcapDocument.Source.EXTERNAL.value)
+    return where, params
 
 
 def _parse(body: bytes) -> etree._Element | None:

@@ -15,6 +15,7 @@ from ..core.errors import ParseError
 from ..core.message import Request, Response, make_response
 from ..models import SipAccount
 from . import ephemeral
+from .accounts import enabled_account
 from .logonce import log_once
 
 log = logging.getLogger("sipws.auth")
@@ -57,7 +58,7 @@ def authenticate_request(
             found["account"], ha1 = ephemeral.lookup(username, realm, algorithm, now)
             found["ephemeral"] = True
             return ha1
-        account = SipAccount.objects.filter(username=username, domain=realm, enabled=True).first()
+        account = enabled_account(username, realm)
         if account is None:
             return None
         found["account"] = account
@@ -100,9 +101,7 @@ def _trusted_sender(request: Request, realm: str) -> AuthOutcome:
         return AuthOutcome(None, make_response(request, 403, "Forbidden (From is not a SIP URI)"))
     account = None
     if uri.user and uri.host.lower() == realm.lower():
-        account = SipAccount.objects.filter(
-            username=unquote(uri.user), domain=realm.lower(), enabled=True
-        ).first()
+        account = enabled_account(unquote(uri.user), realm.lower())
     if account is None:
         return AuthOutcome(None, make_response(request, 403, "Forbidden (unknown sender)"))
     return AuthOutcome(account, None)

@@ -19,6 +19,7 @@ from django.conf import settings
 
 from ..core.digest import ha1
 from ..models import SipAccount
+from .accounts import enabled_account
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def lookup(
         return None, None
     if domain.lower() != realm.lower():
         return None, None
-    account = SipAccount.objects.filter(username=user, domain=realm, enabled=True).first()
+    account = enabled_account(user, realm)
     if account is None:
         return None, None
     return account, ha1(username, realm, password_for(username), algorithm)

@@ -29,6 +29,7 @@ from ..core.proxy import ResponseContext, forward
 from ..core.uri import SipUri
 from ..models import Registration, SipAccount
 from . import offline
+from .accounts import enabled_account
 from .common import Reject, authenticated_sender
 
 log = logging.getLogger("sipws.message")
@@ -79,9 +80,7 @@ def _recipient(server, request: Request) -> SipAccount:
         raise Reject(make_response(request, 403, "Forbidden (relaying denied)"))
     account = None
     if uri.user and config.serves_domain(uri.host):
-        account = SipAccount.objects.filter(
-            username=unquote(uri.user), domain=uri.host.lower(), enabled=True
-        ).first()
+        account = enabled_account(unquote(uri.user), uri.host.lower())
     if account is None:
         raise Reject(make_response(request, 404, "Not Found (no such user)"))
     return account

@@ -25,6 +25,7 @@ from ..event_packages import base as packages
 from ..models import ActiveWatcher, SubscriptionStatus
 from . import policy
 from .ordering import lock_presentities
+from .rows import Table
 
 log = logging.getLogger("sipws.notify")
 ENDS_SUBSCRIPTION = frozenset({404, 408, 481})
@@ -53,6 +54,8 @@ def state_header(watcher: ActiveWatcher, now: datetime, reason: str | None) -> s
 
 # Packages whose state the server makes per subscription (presence.winfo: a version
 # counter per subscription) register a function giving one subscription's full state.
+active_watchers = Table(ActiveWatcher)
+
 state_providers: dict[str, Callable[[ActiveWatcher], bytes | None]] = {}
 
 
@@ -71,9 +74,7 @@ def prepare(
     """
     if not watchers:
         return []
-    ActiveWatcher.objects.filter(pk__in=[w.pk for w in watchers]).update(
-        local_cseq=F("local_cseq") + 1
-    )
+    active_watchers.increment("local_cseq", [w.pk for w in watchers])
     now = now or datetime.now(UTC)
     bodies: dict = {}  # one body per distinct view, not one per watcher
     out = []

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 
 from channels.db import database_sync_to_async
 from django.db import transaction
-from django.db.models import Q
 
 from ..core.errors import ParseError
 from ..core.flow import Flow
@@ -22,7 +21,7 @@ from ..event_packages.base import BadBody
 from ..models import Presentity
 from . import notify, ordering, policy
 from .common import Reject, authenticated_sender, bounded_expires, event_package, resource_aor
-from .subscribe import notify_watchers
+from .subscribe import notify_watchers, presentities
 
 
 async def handle_publish(server, request: Request, flow: Flow):
@@ -83,16 +82,22 @@ def do_publish(server, request, package, expires, presentity, etag, source=None)
     return response, outgoing
 
 
+_OF_PRESENTITY = '"uri" = %s AND "event" = %s'
+
+
 def _apply(server, request, package, expires, presentity, etag, account):
     """Write the publication; return (the new entity-tag or None, whether state changed)."""
     now = datetime.now(UTC)
-    rows = Presentity.objects.filter(uri=presentity, event=package.name)
     if etag is not None:
-        row = rows.filter(etag=etag.strip().strip('"'), expires__gt=now).select_for_update().first()
+        row = presentities.first(
+            f'{_OF_PRESENTITY} AND "etag" = %s AND "expires" > %s',
+            [presentity, package.name, etag.strip().strip('"'), now],
+            for_update=True,
+        )
         if row is None:
             raise Reject(make_response(request, 412))
         if expires == 0:
-            row.delete()
+            presentities.delete('"id" = %s', [row.pk])
             return None, True
         row.etag = _new_etag()
         row.expires = now + timedelta(seconds=expires)
@@ -100,20 +105,21 @@ def _apply(server, request, package, expires, presentity, etag, account):
             previous = bytes(row.body)
             _set_body(row, request)
             row.body = package.successor(previous, request.body)
-        row.save()
+        presentities.save_fields(row, "etag", "expires", "body", "content_type", "received_time")
         return row.etag, bool(request.body)
     # A client re-PUBLISHing a body without SIP-If-Match replaces its own publication
     # (same user, and same Contact or Call-ID) instead of piling up duplicates.
-    same = _same_device(rows, request, account.aor)
-    previous = same.order_by("-received_time").values_list("body", flat=True).first()
-    removed, _ = same.delete()
+    same_device, params = _same_device(request, presentity, package.name, account.aor)
+    previous = presentities.first(same_device, params, order='"received_time" DESC')
+    removed = presentities.delete(same_device, params) if previous is not None else 0
     if expires == 0:
         return None, bool(removed)
-    published = Presentity.objects.filter(publisher=account.aor).count()
-    if not removed and published >= server.config.max_publications_per_user:
-        response = make_response(request, 503, "Service Unavailable (too many publications)")
-        response.headers.add("Retry-After", "60")
-        raise Reject(response)
+    if not removed:
+        published = presentities.count('"publisher" = %s', [account.aor])
+        if published >= server.config.max_publications_per_user:
+            response = make_response(request, 503, "Service Unavailable (too many publications)")
+            response.headers.add("Retry-After", "60")
+            raise Reject(response)
     row = Presentity(
         uri=presentity,
         event=package.name,
@@ -125,17 +131,20 @@ def _apply(server, request, package, expires, presentity, etag, account):
     )
     _set_body(row, request)
     if previous is not None:
-        row.body = package.successor(bytes(previous), request.body)
-    row.save()
+        row.body = package.successor(bytes(previous.body), request.body)
+    presentities.insert(row)
     return row.etag, True
 
 
-def _same_device(rows, request, publisher: str):
-    match = Q(call_id=request.call_id)
+def _same_device(request, presentity: str, event: str, publisher: str) -> tuple[str, list]:
+    """WHERE clause and parameters: this user's publications from the same device."""
+    where = f'{_OF_PRESENTITY} AND "publisher" = %s AND ("call_id" = %s'
+    params = [presentity, event, publisher, request.call_id]
     sender = _sender(request)
     if sender:
-        match |= Q(sender=sender)
-    return rows.filter(match, publisher=publisher)
+        where += ' OR "sender" = %s'
+        params.append(sender)
+    return where + ")", params
 
 
 def _sender(request: Request) -> str:

@@ -20,6 +20,7 @@ from ..core.message import Request, Response, make_response
 from ..core.uri import NameAddr, SipUri
 from ..models import Registration
 from .auth import authenticate_request
+from .rows import Table
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Binding:
 class RegisterError(Exception):
     def __init__(self, response: Response) -> None:
         self.response = response
+
+
+registrations = Table(Registration)
 
 
 async def handle_register(server, request: Request, flow: Flow) -> Response:
@@ -109,17 +113,19 @@ def do_register(server, request, flow, aor_uri, bindings) -> Response:
     try:
         with transaction.atomic():
             if bindings is None:
-                Registration.objects.filter(account=account).delete()
-            elif bindings:
-                _apply(server, request, flow, account, bindings, now)
-            current = list(account.registrations.filter(expires__gt=now))
+                registrations.delete('"account_id" = %s', [account.pk])
+            stored = _apply(server, request, flow, account, bindings or [], now)
+        current = sorted(
+            (row for row in stored if row.expires > now), key=lambda row: row.updated, reverse=True
+        )
     except RegisterError as error:
         return error.response
     return _ok(request, current, now, bindings)
 
 
-def _apply(server, request, flow, account, bindings, now) -> None:
-    existing = list(account.registrations.select_for_update())
+def _apply(server, request, flow, account, bindings, now) -> list[Registration]:
+    """Store the bindings; return all of the account's registrations after the change."""
+    existing = registrations.select('"account_id" = %s', [account.pk], for_update=True)
     call_id, cseq = request.call_id, request.cseq.number
     live = sum(1 for r in existing if r.expires > now)
     for binding in bindings:
@@ -130,7 +136,7 @@ def _apply(server, request, flow, account, bindings, now) -> None:
             )
         if binding.expires == 0:
             if row is not None:
-                row.delete()
+                registrations.delete_ids([row.pk])
                 existing.remove(row)
             continue
         if row is None:
@@ -140,7 +146,8 @@ def _apply(server, request, flow, account, bindings, now) -> None:
             existing.append(row)
             live += 1
         _fill(row, binding, request, flow, server, now)
-        row.save()
+        registrations.save(row, *FILLED)
+    return existing
 
 
 def _find(existing: list[Registration], binding: Binding) -> Registration | None:
@@ -159,6 +166,12 @@ def _same_uri(stored: str, uri: SipUri) -> bool:
         return SipUri.parse(stored).matches(uri)
     except ParseError:
         return False
+
+
+FILLED = (
+    "contact", "expires", "q", "call_id", "cseq", "transport", "received", "connection",
+    "node", "instance_id", "reg_id", "user_agent", "path",
+)  # fmt: skip
 
 
 def _fill(row, binding, request, flow, server, now) -> None:

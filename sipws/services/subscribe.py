@@ -17,9 +17,11 @@ from ..core.errors import ParseError
 from ..core.flow import Flow
 from ..core.message import Request, make_response, new_tag
 from ..event_packages.base import Publication, media_type
-from ..models import ActiveWatcher, Presentity, SipAccount, SubscriptionStatus
+from ..models import ActiveWatcher, Presentity, SubscriptionStatus
 from . import notify, ordering, policy, watchers
+from .accounts import enabled_account
 from .common import Reject, authenticated_sender, bounded_expires, event_package, resource_aor
+from .rows import Table
 
 
 async def handle_subscribe(server, request: Request, flow: Flow):
@@ -76,10 +78,10 @@ def do_subscribe(server, request, flow, package, expires, presentity):
 
 def _create(server, request, flow, package, expires, presentity, account):
     username, _, domain = presentity.removeprefix("sip:").rpartition("@")
-    if not SipAccount.objects.filter(username=username, domain=domain, enabled=True).exists():
+    if enabled_account(username, domain) is None:
         raise Reject(make_response(request, 404, "Not Found (no such presentity)"))
     limit = server.config.max_subscriptions_per_user
-    if ActiveWatcher.objects.filter(watcher_uri=account.aor).count() >= limit:
+    if active_watchers.count('"watcher_uri" = %s', [account.aor]) >= limit:
         response = make_response(request, 503, "Service Unavailable (too many subscriptions)")
         response.headers.add("Retry-After", "60")
         raise Reject(response)
@@ -88,7 +90,7 @@ def _create(server, request, flow, package, expires, presentity, account):
         raise Reject(make_response(request, 403, f"Forbidden ({decision.reason})"))
     now = datetime.now(UTC)
     event = request.event
-    watcher = ActiveWatcher.objects.create(
+    watcher = ActiveWatcher(
         presentity_uri=presentity,
         watcher_uri=account.aor,
         watcher_display=request.from_.display_name or "",
@@ -109,6 +111,7 @@ def _create(server, request, flow, package, expires, presentity, account):
         reason=decision.reason,
         user_agent=(request.headers.get("User-Agent") or "")[:255],
     )
+    active_watchers.insert(watcher)
     reason = "rejected" if decision.status == SubscriptionStatus.TERMINATED else "subscribe"
     told = watchers.report(server, [watchers.started(watcher, reason)])
     response, outgoing = _answer(server, request, flow, package, watcher, expires)
@@ -116,12 +119,10 @@ def _create(server, request, flow, package, expires, presentity, account):
 
 
 def _refresh(server, request, flow, package, expires, account):
-    watcher = (
-        ActiveWatcher.objects.filter(
-            call_id=request.call_id, from_tag=request.from_.tag or "", to_tag=request.to.tag
-        )
-        .select_for_update()
-        .first()
+    watcher = active_watchers.first(
+        '"call_id" = %s AND "from_tag" = %s AND "to_tag" = %s',
+        [request.call_id, request.from_.tag or "", request.to.tag],
+        for_update=True,
     )
     if watcher is None or watcher.event != package.name:
         raise Reject(make_response(request, 481))
@@ -135,7 +136,9 @@ def _refresh(server, request, flow, package, expires, account):
     watcher.connection = flow.connection
     watcher.node = server.config.node  # ... which may be held by another node
     watcher.contact = str(request.contacts[0].uri)
-    watcher.save()
+    active_watchers.save_fields(
+        watcher, "remote_cseq", "expires", "flow", "connection", "node", "contact"
+    )
     return _answer(server, request, flow, package, watcher, expires)
 
 
@@ -149,7 +152,7 @@ def _answer(server, request, flow, package, watcher, expires):
     state = current_state(package, watcher.presentity_uri)
     outgoing = notify.prepare(server, [watcher], state, reason=reason)
     if reason is not None:
-        watcher.delete()
+        active_watchers.delete_ids([watcher.pk])
         if reason == "timeout":  # the watcher's own unsubscribe or fetch
             outgoing += watchers.report(server, [watchers.ended(watcher, reason)])
     response = make_response(request, server.config.subscribe_status, to_tag=watcher.to_tag)
@@ -158,6 +161,10 @@ def _answer(server, request, flow, package, watcher, expires):
     for route in request.headers.get_all("Record-Route"):
         response.headers.add("Record-Route", route)
     return response, outgoing
+
+
+presentities = Table(Presentity)
+active_watchers = notify.active_watchers
 
 
 # Publications that do not come from PUBLISH (a pidf-manipulation document over XCAP):
@@ -172,11 +179,12 @@ def current_state(
 
     `exclude` leaves out what that user published (a watcher's own state, dialog;sla).
     """
-    rows = Presentity.objects.filter(
-        uri=presentity, event=package.name, expires__gt=now or datetime.now(UTC)
-    ).order_by("-received_time")
+    where = '"uri" = %s AND "event" = %s AND "expires" > %s'
+    params = [presentity, package.name, now or datetime.now(UTC)]
     if exclude is not None:
-        rows = rows.exclude(publisher=exclude)
+        where += ' AND "publisher" <> %s'
+        params.append(exclude)
+    rows = presentities.select(where, params, order='"received_time" DESC')
     publications = [
         Publication(bytes(r.body), r.content_type, r.etag, r.received_time, r.sender) for r in rows
     ]
@@ -189,10 +197,9 @@ def current_state(
 
 
 def watchers_of(presentity: str, event: str) -> list[ActiveWatcher]:
-    return list(
-        ActiveWatcher.objects.filter(presentity_uri=presentity, event=event).exclude(
-            status=SubscriptionStatus.TERMINATED
-        )
+    return active_watchers.select(
+        '"presentity_uri" = %s AND "event" = %s AND "status" <> %s',
+        [presentity, event, SubscriptionStatus.TERMINATED.value],
     )
 
 

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from ..models import ActiveWatcher, SubscriptionStatus, Watcher
+from .rows import Table
+
+_watchers = Table(Watcher)
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,10 @@ def listen(listener: Listener) -> None:
 def report(server, changes: list[WatcherChange]) -> list:
     """Store the changes in the Watcher table; return the NOTIFYs listeners want sent."""
     # One upsert for all changes, instead of a read and a write for each.
-    Watcher.objects.bulk_create(
+    _watchers.upsert(
         [_row(change) for change in changes],
-        update_conflicts=True,
-        unique_fields=["presentity_uri", "watcher_uri", "event"],
-        update_fields=["status", "reason", "watcher_display", "updated"],
+        unique=["presentity_uri", "watcher_uri", "event"],
+        update=["status", "reason", "watcher_display", "updated"],
     )
     outgoing = []
     for listener in _listeners:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from ..event_packages.winfo import WatcherEntry, render, winfo
 from ..models import ActiveWatcher, SubscriptionStatus, Watcher
 from . import notify, policy, watchers
+from .notify import active_watchers
 
 WATCHED = "presence"  # the package whose watchers winfo reports
 
@@ -36,10 +37,9 @@ def on_changes(server, changes: list[watchers.WatcherChange]) -> list[notify.Out
     outgoing = []
     now = datetime.now(UTC)
     for presentity, changed in by_presentity.items():
-        subscribers = list(
-            ActiveWatcher.objects.filter(
-                presentity_uri=presentity, event=winfo.name, status=SubscriptionStatus.ACTIVE
-            )
+        subscribers = active_watchers.select(
+            '"presentity_uri" = %s AND "event" = %s AND "status" = %s',
+            [presentity, winfo.name, SubscriptionStatus.ACTIVE.value],
         )
         if not subscribers:
             continue
