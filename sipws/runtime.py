@@ -23,12 +23,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from .core.flow import Flow
 from .services import expiry, leases, notify, offline
+from .services.dbthread import in_db_thread
 from .services.dispatch import ServerConfig, SipServer
 from .services.logonce import log_once
 from .services.message import handle_message
@@ -212,7 +212,7 @@ def _host_of(hostport: str) -> str:
 
 async def connection_closed(flow: Flow) -> None:
     """A WebSocket (or TCP outbound flow) is gone: its bindings are unreachable now."""
-    await database_sync_to_async(_forget_connection)(flow)
+    await in_db_thread(_forget_connection)(flow)
 
 
 def _forget_connection(flow: Flow) -> None:
@@ -280,7 +280,7 @@ async def _lease_loop(server: SipServer) -> None:
     """
     global _leader
     sip = settings.SIP
-    renew = database_sync_to_async(leases.renew)
+    renew = in_db_thread(leases.renew)
     first, orphans_done, healthy_since = True, False, None
     while True:
         now = time.monotonic()
@@ -329,7 +329,7 @@ async def stop_node() -> None:
     """A graceful stop: the lease ends now, so another node reaps what this one held."""
     if in_cluster() and _node_started:
         try:
-            await database_sync_to_async(leases.release)(NODE_ID)
+            await in_db_thread(leases.release)(NODE_ID)
         except Exception as error:
             log.warning("could not release the node lease: %s", error)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from .errors import ParseError
 from .uri import is_token, parse_params, split_hostport, split_outside_quotes
@@ -90,6 +91,7 @@ _SENT_PROTOCOL = re.compile(
 _DIGITS = re.compile(r"^[0-9]+$")
 
 
+@lru_cache(maxsize=1024)  # a handful of names recur in every message
 def canonical_name(name: str) -> str:
     """Expand compact forms and normalise capitalisation of a header name."""
     lower = name.lower()

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from channels.db import database_sync_to_async
 from django.db import transaction
 
 from ..event_packages import base as packages
 from ..models import ActiveWatcher, Presentity, Registration
 from . import notify, ordering, watchers
+from .dbthread import in_db_thread
 from .subscribe import current_state, watchers_of
 
 BATCH = 500  # presentities per transaction
@@ -27,10 +27,10 @@ BATCH = 500  # presentities per transaction
 
 async def expire(server) -> int:
     now = datetime.now(UTC)
-    due = await database_sync_to_async(due_presentities)(now, BATCH)
+    due = await in_db_thread(due_presentities)(now, BATCH)
     held = await ordering.presentity_lock.try_acquire(due)
     try:
-        outgoing = await database_sync_to_async(expire_now)(server, now, held.uris)
+        outgoing = await in_db_thread(expire_now)(server, now, held.uris)
         await notify.send(server, outgoing)
     finally:
         await held.release()

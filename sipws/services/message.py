@@ -17,7 +17,6 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
@@ -31,6 +30,7 @@ from ..models import Registration, SipAccount
 from . import offline
 from .accounts import enabled_account
 from .common import Reject, authenticated_sender
+from .dbthread import in_db_thread
 
 log = logging.getLogger("sipws.message")
 
@@ -46,7 +46,7 @@ class Branch:
 
 
 async def handle_message(server, request: Request, flow: Flow):
-    routed = await database_sync_to_async(route)(server, request, flow)
+    routed = await in_db_thread(route)(server, request, flow)
     if isinstance(routed, Response):
         return routed
     # The answer may take until SIP_MESSAGE_TIMEOUT: never hold up the sender's connection.
@@ -154,5 +154,5 @@ async def _fork(server, request: Request, sender: str, recipient: SipAccount, br
         context.expire()
     answer = context.answer
     if answer.status >= 300 and context.best_status in offline.STORE_ON and offline.enabled():
-        return await database_sync_to_async(offline.store)(request, sender, recipient)
+        return await in_db_thread(offline.store)(request, sender, recipient)
     return answer

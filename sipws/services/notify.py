@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from channels.db import database_sync_to_async
 from django.db import transaction
 from django.db.models import F
 
@@ -24,6 +23,7 @@ from ..core.uri import SipUri
 from ..event_packages import base as packages
 from ..models import ActiveWatcher, SubscriptionStatus
 from . import policy
+from .dbthread import in_db_thread
 from .ordering import lock_presentities
 from .rows import Table
 
@@ -170,14 +170,14 @@ async def send(server, outgoing: list[Outgoing]) -> None:
             gone.append(item.watcher_id)
     if gone:
         log.info("ending %d subscriptions whose flow is gone", len(gone))
-        await send(server, await database_sync_to_async(end_subscriptions)(server, gone))
+        await send(server, await in_db_thread(end_subscriptions)(server, gone))
 
 
 def _on_final(server, item: Outgoing):
     async def on_final(status: int) -> None:
         if status in ENDS_SUBSCRIPTION and not item.final:
             log.info("NOTIFY answered %d: ending subscription %d", status, item.watcher_id)
-            told = await database_sync_to_async(end_subscriptions)(server, [item.watcher_id])
+            told = await in_db_thread(end_subscriptions)(server, [item.watcher_id])
             await send(server, told)
 
     return on_final

@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q, Sum
@@ -28,6 +27,7 @@ from ..core.flow import Flow
 from ..core.message import Headers, Request, Response, make_response, new_tag
 from ..core.uri import NameAddr
 from ..models import OfflineMessage, SipAccount
+from .dbthread import in_db_thread
 
 log = logging.getLogger("sipws.offline")
 # Final answers of a relay meaning "no device took it now": the message waits instead.
@@ -122,11 +122,11 @@ def _added_contact(request: Request) -> str | None:
 
 async def deliver(server, request: Request, flow: Flow, contact: str) -> None:
     """Send the stored messages of the REGISTER's AOR to `contact` over `flow`."""
-    outgoing = await database_sync_to_async(claim)(server, request, flow, contact)
+    outgoing = await in_db_thread(claim)(server, request, flow, contact)
     for item in outgoing:
         sent = await server.send_request(flow, item.data, item.branch, _on_final(item.pk))
         if not sent:
-            await database_sync_to_async(settle)(item.pk, delivered=False)
+            await in_db_thread(settle)(item.pk, delivered=False)
 
 
 def _on_final(pk: int):
@@ -134,7 +134,7 @@ def _on_final(pk: int):
         delivered = 200 <= status < 300
         if not delivered:
             log.info("stored message %d answered %d: kept for the next REGISTER", pk, status)
-        await database_sync_to_async(settle)(pk, delivered=delivered)
+        await in_db_thread(settle)(pk, delivered=delivered)
 
     return on_final
 

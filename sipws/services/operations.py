@@ -22,13 +22,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from channels.db import database_sync_to_async
 from django.db import transaction
 from django.db.models import Count, Max, Q, QuerySet
 
 from ..event_packages import base as packages
 from ..models import ActiveWatcher, Presentity, Registration, SipAccount, Watcher
 from . import authorization, expiry, notify, ordering, watchers
+from .dbthread import in_db_thread
 from .subscribe import current_state, watchers_of
 
 
@@ -145,7 +145,7 @@ async def perform(server, action: str, arguments: dict) -> dict:
     if inspect.iscoroutinefunction(do):  # an action that waits for I/O other than the DB
         outcome = await do(server, **arguments)
     else:
-        outcome = await database_sync_to_async(do)(server, **arguments)
+        outcome = await in_db_thread(do)(server, **arguments)
     await notify.send(server, outcome.outgoing)
     return outcome.summary
 

@@ -11,7 +11,6 @@ import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
-from channels.db import database_sync_to_async
 from django.db import transaction
 
 from ..core.errors import ParseError
@@ -21,6 +20,7 @@ from ..event_packages.base import BadBody
 from ..models import Presentity
 from . import notify, ordering, policy
 from .common import Reject, authenticated_sender, bounded_expires, event_package, resource_aor
+from .dbthread import in_db_thread
 from .subscribe import notify_watchers, presentities
 
 
@@ -33,7 +33,7 @@ async def handle_publish(server, request: Request, flow: Flow):
         _check_body(request, package, etag)
     except Reject as reject:
         return reject.response
-    publish = database_sync_to_async(do_publish)
+    publish = in_db_thread(do_publish)
     return await ordering.change(
         server,
         presentity,

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
-from channels.db import database_sync_to_async
 from django.db import transaction
 
 from ..core.errors import ParseError
@@ -20,6 +19,7 @@ from ..core.message import Request, Response, make_response
 from ..core.uri import NameAddr, SipUri
 from ..models import Registration
 from .auth import authenticate_request
+from .dbthread import in_db_thread
 from .rows import Table
 
 
@@ -51,7 +51,7 @@ async def handle_register(server, request: Request, flow: Flow) -> Response:
         bindings = _bindings(server, request)
     except RegisterError as error:
         return error.response
-    return await database_sync_to_async(do_register)(server, request, flow, aor_uri, bindings)
+    return await in_db_thread(do_register)(server, request, flow, aor_uri, bindings)
 
 
 def _check_addresses(server, request: Request) -> SipUri:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from channels.db import database_sync_to_async
 from django.db import transaction
 
 from ..core.errors import ParseError
@@ -21,6 +20,7 @@ from ..models import ActiveWatcher, Presentity, SubscriptionStatus
 from . import notify, ordering, policy, watchers
 from .accounts import enabled_account
 from .common import Reject, authenticated_sender, bounded_expires, event_package, resource_aor
+from .dbthread import in_db_thread
 from .rows import Table
 
 
@@ -34,7 +34,7 @@ async def handle_subscribe(server, request: Request, flow: Flow):
             raise Reject(make_response(request, 400, "Bad Request (missing Contact)"))
     except Reject as reject:
         return reject.response
-    subscribe = database_sync_to_async(do_subscribe)
+    subscribe = in_db_thread(do_subscribe)
     return await ordering.change(
         server, presentity, lambda: subscribe(server, request, flow, package, expires, presentity)
     )
