@@ -36,7 +36,10 @@ def leave(token: Token) -> None:
 
 def _safe(value: str) -> str:
     """A header value fit for a log line: printable, no spaces, bounded."""
-    return "".join(c if c.isprintable() and not c.isspace() else "?" for c in value[:128])
+    value = value[:128]
+    if value.isprintable() and not any(c.isspace() for c in value):
+        return value  # the usual case, without rebuilding the string
+    return "".join(c if c.isprintable() and not c.isspace() else "?" for c in value)
 
 
 class SipContextFilter(logging.Filter):

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..core.digest import MemoryReplayGuard, NonceFactory, ReplayGuard
 from ..core.errors import ParseError
@@ -110,11 +111,7 @@ class ServerConfig:
         """Whether requests from this source address skip digest (Kamailio's permissions)."""
         if not self.trusted_peers:
             return False
-        try:
-            address = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            return False
-        return any(address in network for network in self.trusted_peers)
+        return _trusted(host, self.trusted_peers)
 
 
 class SipServer:
@@ -363,6 +360,15 @@ def _status_only(on_final: FinalCallback) -> ResponseCallback:
         await on_final(status)
 
     return call
+
+
+@lru_cache(maxsize=4096)  # peers recur: a benchmark's or a proxy's one address
+def _trusted(host: str, networks: tuple) -> bool:
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
 
 
 def _transaction_key(request: Request) -> tuple:
