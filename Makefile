@@ -31,7 +31,10 @@ $(NODE_STAMP): frontend/package.json frontend/package-lock.json frontend/sipjs.e
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Installs sipp, wrk and Kamailio when missing (apt, as tools/install-system-deps.sh does for
+# the tests); Kamailio runs side by side with our server. See docs/benchmarks.md.
 bench: $(STAMP) $(NODE_STAMP)
+	bash tools/install-system-deps.sh bench
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)

@@ -1,10 +1,12 @@
 """NOTIFY fan-out: W UDP watchers of one presentity, whose publisher modifies it M times.
 
 The publisher puts its send time in the PIDF note, so each watcher measures
-PUBLISH→NOTIFY latency itself; every NOTIFY is answered 200 as a phone would.
-Prints one JSON line:
+PUBLISH→NOTIFY latency itself; every NOTIFY is answered 200 as a phone would. A 401 is
+answered with digest, so the same run measures a server that asks for none (Kamailio,
+ours with SIP_TRUSTED_PEERS). Prints one JSON line:
 
     python bench/fanout.py --port 5060 --watchers 500 --changes 100
+    python bench/fanout.py --host 127.0.0.1 --port 5080 --watchers 500   # Kamailio
 """
 
 from __future__ import annotations
@@ -90,8 +92,9 @@ class UdpUa(asyncio.DatagramProtocol):
                 interval = min(interval * 2, 4.0)
 
 
-async def fanout(port: int, watchers: int, changes: int, presentity: str, first: int) -> dict:
-    server = ("127.0.0.1", port)
+async def fanout(
+    server: tuple[str, int], watchers: int, changes: int, presentity: str, first: int
+) -> dict:
     target = f"sip:{presentity}@{DOMAIN}"
     latencies: list[float] = []
     last_notify = 0.0
@@ -161,13 +164,15 @@ def _publish_headers() -> tuple[str, ...]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="the server's SIP UDP address")
     parser.add_argument("--port", type=int, required=True, help="the server's SIP UDP port")
     parser.add_argument("--watchers", type=int, default=100)
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--presentity", default="fan", help="the publishing user")
     parser.add_argument("--first", type=int, default=0, help="watchers are users uFIRST...")
     args = parser.parse_args()
-    result = run_loop(fanout(args.port, args.watchers, args.changes, args.presentity, args.first))
+    server = (args.host, args.port)
+    result = run_loop(fanout(server, args.watchers, args.changes, args.presentity, args.first))
     print(json.dumps(result), flush=True)
 
 

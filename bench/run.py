@@ -4,8 +4,12 @@ Every scenario gets a fresh server (`manage.py runsip`, SQLite, SIP_RATE_LIMIT=0
 of one provisioned DATA_DIR, so no scenario inherits another's rows or memory. Rate
 scenarios search for the highest rate with < 0.1 % failed calls and <= 1 % retransmitted
 requests: doubling steps from 100/s, then bisection. BENCH_QUICK=1 runs one short step each.
-XCAP runs wrk (bench/xcap.lua) at fixed connection counts. `--only xcap,publish` runs some.
-Results: stdout and bench/results/latest.md.
+The presence scenarios (PUBLISH, SUBSCRIBE, message-summary, fan-out) run three sides in
+turn: ours with SIP_TRUSTED_PEERS=127.0.0.1/32 (no digest, like Kamailio), ours with
+digest, and Kamailio 5.6 (bench/kamailio/, a fresh one per scenario); ours' rows say what
+share of Kamailio's rate they reach. Without Kamailio the run stops (`--no-kamailio` runs
+our sides only). XCAP runs wrk (bench/xcap.lua) at fixed connection counts.
+`--only xcap,publish` runs some. Results: stdout and bench/results/latest.md.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
+import kamailioproc  # noqa: E402
+from kamailioproc import KamailioFailed, KamailioProcess, check_config, version  # noqa: E402
 from sipmsg import DOMAIN, PASSWORD  # noqa: E402
 
 from tests.serverproc import ServerProcess  # noqa: E402
@@ -39,17 +45,30 @@ from tests.serverproc import ServerProcess  # noqa: E402
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 STEP_SECONDS = 3 if QUICK else 5
 USERS = 6000  # 5,500 WebSocket clients at the highest fill level, plus spares
-SIPP_DIR = ROOT / "tests" / "interop" / "sipp"
+SIPP_DIR = ROOT / "tests" / "interop" / "sipp"  # digest flavours, also run by the tests
+NO_AUTH_SIPP_DIR = BENCH / "sipp"  # the same flows without digest, for both servers
 RESULTS = BENCH / "results" / "latest.md"
 TICKS = os.sysconf("SC_CLK_TCK")
 
-# Kamailio 5.6, memory-only, 4 UDP children, no auth, same kind of 2-core machine
-# (../shared/anchors/kamailio/README.md); Kamailio itself is run by a later issue.
-KAMAILIO = {
-    "publish": (3000, "calls/s (2,000 with no retransmissions)"),
-    "subscribe": (3500, "calls/s (3,000 with no retransmissions)"),
-    "fanout500": (13900, "NOTIFY/s, p50 84-112 ms, p99 206-259 ms"),
-}
+
+@dataclass(frozen=True)
+class Side:
+    """One server set-up a compared scenario runs against."""
+
+    label: str
+    digest: bool  # whether the load authenticates (the digest sipp files, 401 round trips)
+    env: tuple[tuple[str, str], ...] = ()  # our server's settings
+    kamailio: bool = False
+
+
+# Loopback is trusted: sipp and the drivers send from 127.0.0.1, as Kamailio asks no auth.
+OURS_NO_AUTH = Side(
+    "ours, no auth (SIP_TRUSTED_PEERS)", False, (("SIP_TRUSTED_PEERS", "127.0.0.1/32"),)
+)
+OURS_DIGEST = Side("ours, digest", True)
+KAMAILIO = Side("Kamailio", False, kamailio=True)
+SIDES = [OURS_NO_AUTH, OURS_DIGEST, KAMAILIO]  # main() drops KAMAILIO for --no-kamailio
+COMPARED = ("publish", "subscribe", "message-summary", "fanout")  # the scenarios run on SIDES
 
 
 @dataclass
@@ -115,13 +134,33 @@ class Bench:
             if any("Traceback" in line for line in proc.output):
                 self.raw.append("server log (it logged errors):\n" + "".join(proc.output[-60:]))
 
+    @contextmanager
+    def kamailio(self, name: str):
+        """A fresh Kamailio (bench/kamailio/, no state from other scenarios); stopped after."""
+        kamailio = KamailioProcess(self.work / f"kamailio-{name}").start()
+        self.raw.append(kamailio.started)
+        try:
+            yield kamailio
+        finally:
+            kamailio.stop()
+            if kamailio.logged_errors():
+                self.raw.append("Kamailio log (it logged errors):\n" + kamailio.log_tail(60))
+
+    def target(self, side: Side, name: str):
+        """The server of one side of a compared scenario, as a context manager."""
+        if side.kamailio:
+            return self.kamailio(name)
+        return self.server(f"{name}-{'digest' if side.digest else 'noauth'}", **dict(side.env))
+
 
 # Server --------------------------------------------------------------------------------
 
 
-def provision(data_dir: Path) -> None:
-    """Migrate and add users u0..uN and `fan` (no Django login: its password hash is slow)."""
-    proc = ServerProcess(data_dir, SIP_DOMAINS=DOMAIN)
+def provision(data_dir: Path, **env: str) -> None:
+    """Migrate and add users u0..uN and `fan` (no Django login: its password hash is slow).
+
+    `env` may name another database (DATABASE_URL), as bench/cluster_bench.py does."""
+    proc = ServerProcess(data_dir, SIP_DOMAINS=DOMAIN, **env)
     proc.manage("migrate", "-v0")
     script = (
         "from django.db import transaction\n"
@@ -139,25 +178,54 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is `pid`: Kamailio's workers, whose CPU counts as its own."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # gone meanwhile, or not readable
+            continue
+        if ppid == pid:
+            found.append(int(entry))
+    return found
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:  # a process that ended: its time is gone with it
+            pass
+    return total
+
+
 def wait_idle(pid: int, limit: float = 30) -> None:
     """Let the server finish a backlog (queued datagrams, retransmissions) before a step."""
+    pids = [pid, *children_of(pid)]
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        before = cpu_seconds(pid)
+        before = tree_cpu_seconds(pids)
         time.sleep(0.5)
-        if cpu_seconds(pid) - before < 0.05 * 0.5:
+        if tree_cpu_seconds(pids) - before < 0.05 * 0.5:
             return
 
 
 def measured(pid: int, command: list[str], timeout: float):
-    """Run a load generator; return its result and the server's and its own CPU share."""
+    """Run a load generator; return its result and the server's (with its child processes)
+    and its own CPU share."""
+    pids = [pid, *children_of(pid)]
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_before, start = cpu_seconds(pid), time.monotonic()
+    server_before, start = tree_cpu_seconds(pids), time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     driver = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-    return result, (cpu_seconds(pid) - server_before) / wall, driver / wall
+    return result, (tree_cpu_seconds(pids) - server_before) / wall, driver / wall
 
 
 # sipp scenarios -------------------------------------------------------------------------
@@ -169,6 +237,11 @@ class SippScenario:
     requests_per_call: int  # requests sipp sends per call, the retransmission base
     args: list[str] = field(default_factory=list)
     user_line: Callable[[int], str] | None = None  # injection file (-inf) line of user i
+    folder: Path = SIPP_DIR
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.file
 
 
 def _auth(i: int) -> str:
@@ -192,13 +265,42 @@ SIPP = {
         3,
         user_line=lambda i: f"u{i};{DOMAIN};{_auth(i)};u{(i + 1) % USERS}@{DOMAIN}",
     ),
+    # Each user publishes its own mailbox and watches it (only the owner may, on our side).
+    # -aa answers a NOTIFY where the scenario expects none (see message_summary.xml).
+    "message-summary": SippScenario(
+        "message_summary_digest.xml",
+        5,
+        ["-aa"],
+        user_line=lambda i: f"u{i};{DOMAIN};{_auth(i)}",
+        folder=NO_AUTH_SIPP_DIR,
+    ),
+}
+# The same flows less the 401 round trips and credentials: one file for both servers.
+SIPP_NO_AUTH = {
+    "publish": SippScenario(
+        "publish_lifecycle.xml", 4, user_line=lambda i: f"u{i};{DOMAIN}", folder=NO_AUTH_SIPP_DIR
+    ),
+    "subscribe": SippScenario(
+        "subscribe_dialog.xml",
+        2,
+        user_line=lambda i: f"u{i};{DOMAIN};u{(i + 1) % USERS}@{DOMAIN}",
+        folder=NO_AUTH_SIPP_DIR,
+    ),
+    "message-summary": SippScenario(
+        "message_summary.xml",
+        4,
+        ["-aa"],
+        user_line=lambda i: f"u{i};{DOMAIN}",
+        folder=NO_AUTH_SIPP_DIR,
+    ),
 }
 
 
 def sipp_args(scenario: SippScenario, work: Path) -> list[str]:
     if scenario.user_line is None:
         return scenario.args
-    path = work / (Path(scenario.file).stem + ".csv")
+    # tests/interop/sipp/ and bench/sipp/ hold files of the same name: keep their lists apart.
+    path = work / f"{scenario.folder.parent.name}-{Path(scenario.file).stem}.csv"
     if not path.exists():
         lines = "\n".join(scenario.user_line(i) for i in range(USERS))
         path.write_text(f"SEQUENTIAL\n{lines}\n")
@@ -211,13 +313,16 @@ def sipp_step(bench: Bench, proc: ServerProcess, scenario: SippScenario, rate: i
     for path in (stat, screen):
         path.unlink(missing_ok=True)
     command = [
-        "sipp", "-sf", str(SIPP_DIR / scenario.file), *sipp_args(scenario, bench.work),
+        "sipp", "-sf", str(scenario.path), *sipp_args(scenario, bench.work),
         "-i", "127.0.0.1", "-p", "0", "-m", str(calls), "-r", str(rate), "-rp", "1000",
         "-l", str(rate * 5), "-nostdin", "-timeout", f"{STEP_SECONDS + 20}s",
         "-max_recv_loops", "1000", "-trace_stat", "-stf", str(stat), "-fd", "1",
         "-trace_screen", "-screen_file", str(screen), f"127.0.0.1:{proc.udp_port}",
     ]  # fmt: skip
-    result, server_cpu, driver_cpu = measured(proc.process.pid, command, STEP_SECONDS + 40)
+    try:
+        result, server_cpu, driver_cpu = measured(proc.process.pid, command, STEP_SECONDS + 40)
+    except subprocess.TimeoutExpired:  # sipp overran its own -timeout: a failed step
+        result, server_cpu, driver_cpu = None, 0.0, 0.0
     header, last = _stat_lines(stat)
     values = dict(zip(header, last, strict=False))
     ok = int(values.get("SuccessfulCall(C)", 0))
@@ -235,7 +340,9 @@ def sipp_step(bench: Bench, proc: ServerProcess, scenario: SippScenario, rate: i
     bench.raw.append("$ " + " ".join(command))
     if not step.passed:
         bench.raw.append(_tail(final_screen, 40))
-    if ok == 0:
+    if result is None:
+        bench.raw.append(f"sipp still running after {STEP_SECONDS + 40} s: killed")
+    elif ok == 0:
         bench.raw.append((result.stderr or result.stdout)[-2000:])
     return step
 
@@ -244,6 +351,8 @@ def _stat_lines(path: Path) -> tuple[list[str], list[str]]:
     if not path.exists():
         return [], []
     lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if len(lines) < 2:  # sipp stopped before its first statistics line
+        return [], []
     return lines[0].split(";"), lines[-1].split(";")
 
 
@@ -251,8 +360,8 @@ def _tail(text: str, lines: int) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def search(run_step: Callable[[int], Step], bench: Bench) -> list[Step]:
-    """Doubling steps from 100/s until one fails, then bisect to within about 10 %."""
+def search(run_step: Callable[[int], Step], bench: Bench, start: int = 100) -> list[Step]:
+    """Doubling steps from `start`/s until one fails, then bisect to within about 10 %."""
     steps: list[Step] = []
 
     def run(rate: int) -> bool:
@@ -262,9 +371,9 @@ def search(run_step: Callable[[int], Step], bench: Bench) -> list[Step]:
         return step.passed
 
     if QUICK:
-        run(100)
+        run(start)
         return steps
-    low, high, rate = 0, None, 100
+    low, high, rate = 0, None, start
     while rate <= 6400:
         if not run(rate):
             high = rate
@@ -286,33 +395,86 @@ def best(steps: list[Step]) -> Step | None:
     return max(passing, key=lambda s: s.rate) if passing else None
 
 
+def sipp_search(bench: Bench, proc, scenario: SippScenario) -> list[Step]:
+    def step(rate: int) -> Step:
+        wait_idle(proc.process.pid)
+        return sipp_step(bench, proc, scenario, rate)
+
+    return search(step, bench)
+
+
 def sipp_scenario(bench: Bench, title: str, name: str) -> None:
+    """A sipp scenario against our server with digest only (REGISTER)."""
     with bench.server(name) as proc:
-
-        def step(rate: int) -> Step:
-            wait_idle(proc.process.pid)
-            return sipp_step(bench, proc, SIPP[name], rate)
-
-        steps = search(step, bench)
+        steps = sipp_search(bench, proc, SIPP[name])
     top = best(steps)
     if top is None:
         bench.row(title, "fails at the lowest step", steps[-1].line().strip())
         return
     bench.raw.append(f"sipp screen at {top.rate:.0f} calls/s:\n{_tail(top.screen, 45)}")
-    bench.row(title, f"{top.rate:.0f} calls/s", _cpu(top), _kamailio(name, top.rate))
+    bench.row(title, f"{top.rate:.0f} calls/s", _cpu(top))
 
 
 def _cpu(step: Step) -> str:
     return f"server CPU {step.server_cpu:.0%} of a core, load generator {step.driver_cpu:.0%}"
 
 
-def _kamailio(name: str, ours: float) -> str:
-    if name not in KAMAILIO:
+# Side by side with Kamailio ----------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """One side's result in a compared scenario; `rate` is None when it failed."""
+
+    rate: float | None
+    result: str
+    detail: str = ""
+
+
+def compared(bench: Bench, title: str, name: str, measure, ratio_meaningful: bool) -> None:
+    """`measure(bench, side, server) -> Outcome` on each side, each against a fresh server;
+    one row per side, ours with their share of Kamailio's rate."""
+    outcomes: dict[Side, Outcome] = {}
+    for side in SIDES:
+        bench.log(f"  {side.label}")
+        try:
+            with bench.target(side, name) as server:
+                outcomes[side] = measure(bench, side, server)
+        except KamailioFailed:
+            raise  # a comparison without Kamailio would mislead: main() stops the run
+        except Exception as error:  # one side's failure must not hide the others
+            bench.log(f"    error: {error}")
+            outcomes[side] = Outcome(None, "error", str(error))
+    theirs = outcomes.get(KAMAILIO)
+    for side, outcome in outcomes.items():
+        ratio = _ratio(side, outcome, theirs, ratio_meaningful)
+        bench.log(f"  => {side.label}: {outcome.result}" + (f"; {ratio}" if ratio else ""))
+        bench.row(f"{title}: {side.label}", outcome.result, outcome.detail, ratio)
+
+
+def _ratio(side: Side, ours: Outcome, theirs: Outcome | None, meaningful: bool) -> str:
+    if side.kamailio or theirs is None:  # Kamailio's own row, or --no-kamailio
         return ""
-    theirs, what = KAMAILIO[name]
-    if QUICK:  # one step is no search: a ratio would mislead
-        return f"{theirs:,} {what}"
-    return f"{theirs:,} {what}; ours is {100 * ours / theirs:.1f} %"
+    if ours.rate is None or theirs.rate is None:
+        return "no ratio: a side failed"
+    if not meaningful:  # BENCH_QUICK's one step at the same rate is no search
+        return "no ratio in a quick run (one step each)"
+    return f"ours is {100 * ours.rate / theirs.rate:.1f} % of Kamailio"
+
+
+def sipp_side(bench: Bench, side: Side, server, name: str) -> Outcome:
+    scenario = (SIPP if side.digest else SIPP_NO_AUTH)[name]
+    steps = sipp_search(bench, server, scenario)
+    top = best(steps)
+    if top is None:
+        return Outcome(None, "fails at the lowest step", steps[-1].line().strip())
+    screen = _tail(top.screen, 45)
+    bench.raw.append(f"{side.label}: sipp screen at {top.rate:.0f} calls/s:\n{screen}")
+    return Outcome(top.rate, f"{top.rate:.0f} calls/s", _cpu(top))
+
+
+def compared_sipp(bench: Bench, title: str, name: str) -> None:
+    compared(bench, title, name, partial(sipp_side, name=name), ratio_meaningful=not QUICK)
 
 
 # Python drivers -------------------------------------------------------------------------
@@ -375,13 +537,11 @@ def websocket_register(bench: Bench, title: str) -> None:
         )
 
 
-def fanout(bench: Bench, title: str, watchers: int) -> None:
-    changes = 20 if QUICK else 100
-    with bench.server(f"fanout{watchers}") as proc:
-        out, server_cpu, driver_cpu = driver(
-            bench, proc, "fanout.py", "--port", str(proc.udp_port),
-            "--watchers", str(watchers), "--changes", str(changes),
-        )  # fmt: skip
+def fanout_side(bench: Bench, side: Side, server, watchers: int, changes: int) -> Outcome:
+    out, server_cpu, driver_cpu = driver(
+        bench, server, "fanout.py", "--port", str(server.udp_port),
+        "--watchers", str(watchers), "--changes", str(changes),
+    )  # fmt: skip
     detail = (
         f"{changes} changes, PUBLISH->NOTIFY p50 {out['p50_ms']:.0f} ms p99 {out['p99_ms']:.0f} ms,"
         f" {out['missing']} missing, {out['retransmitted']} retransmitted,"
@@ -389,8 +549,14 @@ def fanout(bench: Bench, title: str, watchers: int) -> None:
         f" server CPU {server_cpu:.0%}, driver {driver_cpu:.0%}"
     )
     bench.log(f"    {out['notify_rate']:.0f} NOTIFY/s, {detail}")
-    reference = _kamailio(f"fanout{watchers}", out["notify_rate"])
-    bench.row(title, f"{out['notify_rate']:.0f} NOTIFY/s", detail, reference)
+    return Outcome(out["notify_rate"], f"{out['notify_rate']:.0f} NOTIFY/s", detail)
+
+
+def fanout(bench: Bench, title: str, watchers: int) -> None:
+    """Measured rates, not a search: a ratio means something even in a quick run."""
+    changes = 20 if QUICK else 100
+    measure = partial(fanout_side, watchers=watchers, changes=changes)
+    compared(bench, title, f"fanout{watchers}", measure, ratio_meaningful=True)
 
 
 def memory(bench: Bench, title: str, count: int) -> None:
@@ -566,7 +732,7 @@ def wrk_version() -> str:
 # Report ---------------------------------------------------------------------------------
 
 
-def machine() -> list[str]:
+def machine(kamailio: str) -> list[str]:
     model = "unknown"
     with open("/proc/cpuinfo") as cpuinfo:
         for line in cpuinfo:
@@ -579,13 +745,14 @@ def machine() -> list[str]:
         f"python: {platform.python_version()}",
         f"sipp: {sipp_version() or 'not installed'}",
         f"wrk: {wrk_version() or 'not installed'}",
+        f"kamailio: {kamailio}",
         f"load average at start: {os.getloadavg()[0]:.2f}",
         f"mode: {'BENCH_QUICK=1 (one short step each)' if QUICK else 'full'}",
     ]
 
 
 def table(rows: list[tuple[str, str, str, str]]) -> str:
-    lines = ["| scenario | result | detail | Kamailio / target |", "| --- | --- | --- | --- |"]
+    lines = ["| scenario | result | detail | vs Kamailio / target |", "| --- | --- | --- | --- |"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
     return "\n".join(lines)
 
@@ -600,10 +767,15 @@ def scenarios() -> list[tuple[str, str, Callable[[Bench, str], None]]]:
     title = "REGISTER with digest over WebSocket (closed loop)"
     out.append(("register-ws", title, websocket_register))
     if sipp:
-        title = "PUBLISH lifecycle over UDP (sipp; 5 PUBLISH per call with digest)"
-        out.append(("publish", title, partial(sipp_scenario, name="publish")))
+        title = "PUBLISH lifecycle over UDP (sipp; initial, refresh, modify, remove)"
+        out.append(("publish", title, partial(compared_sipp, name="publish")))
         title = "SUBSCRIBE dialog over UDP (sipp; SUBSCRIBE, NOTIFY, un-SUBSCRIBE, NOTIFY)"
-        out.append(("subscribe", title, partial(sipp_scenario, name="subscribe")))
+        out.append(("subscribe", title, partial(compared_sipp, name="subscribe")))
+        title = (
+            "message-summary round trip over UDP (sipp; PUBLISH, SUBSCRIBE, NOTIFY,"
+            " un-SUBSCRIBE, NOTIFY, remove PUBLISH)"
+        )
+        out.append(("message-summary", title, partial(compared_sipp, name="message-summary")))
     for watchers in [100] if QUICK else [100, 500]:
         title = f"NOTIFY fan-out, {watchers} UDP watchers of one presentity"
         out.append(("fanout", title, partial(fanout, watchers=watchers)))
@@ -612,19 +784,49 @@ def scenarios() -> list[tuple[str, str, Callable[[Bench, str], None]]]:
     out.append(("memory", title, partial(memory, count=count)))
     if wrk:
         out.append(("xcap", "XCAP GET and PUT over HTTP (wrk, Basic auth)", xcap))
-    return out
+    # cluster_bench imports this module as `run`: alias it, or `run.py` would load twice.
+    sys.modules.setdefault("run", sys.modules[__name__])
+    import cluster_bench
+
+    return out + cluster_bench.scenarios(sipp)
+
+
+def kamailio_fact(only: set[str], skipped: bool) -> str:
+    """Kamailio's version line for the report; KamailioFailed when a compared scenario
+    is chosen and Kamailio is missing or cannot load its config."""
+    if skipped:
+        return "not run (--no-kamailio)"
+    if not only & set(COMPARED):
+        try:
+            return f"{version()} (not run: not needed by the chosen scenarios)"
+        except KamailioFailed:
+            return "not installed (not needed by the chosen scenarios)"
+    line = version()
+    check_config()
+    settings = " ".join(f"{name}={value}" for name, value in kamailioproc.SETTINGS.items())
+    return f"{line}; bench/kamailio/kamailio-presence.cfg, {settings}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Load scenarios; see docs/benchmarks.md.")
     keys = list(dict.fromkeys(key for key, _, _ in scenarios()))
     parser.add_argument("--only", help=f"comma-separated scenarios: {','.join(keys)}")
-    chosen = parser.parse_args().only
-    only = set(chosen.split(",")) if chosen else set(keys)
+    parser.add_argument(
+        "--no-kamailio", action="store_true", help="our sides only: no Kamailio, no ratios"
+    )
+    args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else set(keys)
     if only - set(keys):
         parser.error(f"unknown scenario {', '.join(sorted(only - set(keys)))}")
+    if args.no_kamailio:
+        SIDES.remove(KAMAILIO)
     started = time.monotonic()
-    facts = machine()
+    try:
+        facts = machine(kamailio_fact(only, args.no_kamailio))
+    except KamailioFailed as error:
+        print(f"error: {error}\n(--no-kamailio measures our server alone)", file=sys.stderr)
+        return 2
+    failure = None
     with tempfile.TemporaryDirectory(prefix="sipws-bench-") as tmp:
         bench = Bench(Path(tmp))
         for line in facts:
@@ -640,6 +842,11 @@ def main() -> int:
             bench.log(f"\n== {title}")
             try:
                 run(bench, title)
+            except KamailioFailed as error:  # no comparison without it: stop the run
+                bench.log(f"    error: {error}")
+                bench.row(title, "error: Kamailio failed", str(error))
+                failure = error
+                break
             except Exception as error:  # one broken scenario must not hide the others
                 bench.log(f"    error: {error}")
                 bench.row(title, "error", str(error))
@@ -656,6 +863,9 @@ def main() -> int:
         + "\n```\n"
     )
     print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    if failure is not None:
+        print(f"\nerror: the run stopped, Kamailio failed: {failure}", file=sys.stderr)
+        return 2
     return 0
 
 

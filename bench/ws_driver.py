@@ -5,6 +5,9 @@ open         handshake + REGISTER with digest per second, measured at fill level
              already open (and registered) connections
 subscribers  server memory per registered and subscribed connection (RSS from /proc)
 
+--url takes several comma-separated URLs (the nodes of a cluster): connection i goes to
+URL i mod n, so the connections are spread evenly over them.
+
   python bench/ws_driver.py register --url ws://127.0.0.1:8000/ws --connections 50
 """
 
@@ -83,12 +86,13 @@ def user(index: int) -> str:
     return f"u{index}"
 
 
-async def open_many(url: str, users: list[str], concurrency: int, subscribe: bool = False):
-    """Open and register (and subscribe) connections; return them with timings."""
+async def open_many(urls: list[str], users: list[str], concurrency: int, subscribe: bool = False):
+    """Open and register (and subscribe) connections, user i on URL i mod n; return them with
+    timings."""
     gate = asyncio.Semaphore(concurrency)
     opened, latencies, failures = [], [], 0
 
-    async def one(name: str) -> None:
+    async def one(url: str, name: str) -> None:
         nonlocal failures
         async with gate:
             start, client = time.perf_counter(), None
@@ -110,7 +114,7 @@ async def open_many(url: str, users: list[str], concurrency: int, subscribe: boo
                     await client.ws.close()
 
     start = time.perf_counter()
-    await asyncio.gather(*(one(name) for name in users))
+    await asyncio.gather(*(one(urls[i % len(urls)], name) for i, name in enumerate(users)))
     return opened, latencies, failures, time.perf_counter() - start
 
 
@@ -118,9 +122,9 @@ async def close_all(clients: list[WsUa]) -> None:
     await asyncio.gather(*(c.ws.close() for c in clients), return_exceptions=True)
 
 
-async def register_load(url: str, connections: int, seconds: float) -> dict:
+async def register_load(urls: list[str], connections: int, seconds: float) -> dict:
     users = [user(i) for i in range(connections)]
-    clients, _, failures, _ = await open_many(url, users, concurrency=50)
+    clients, _, failures, _ = await open_many(urls, users, concurrency=50)
     latencies: list[float] = []
     errors = failures
     deadline = time.perf_counter() + seconds
@@ -154,16 +158,16 @@ async def register_load(url: str, connections: int, seconds: float) -> dict:
     }
 
 
-async def open_rate(url: str, levels: list[int], batch: int, concurrency: int) -> dict:
+async def open_rate(urls: list[str], levels: list[int], batch: int, concurrency: int) -> dict:
     """Open `batch` connections at each fill level; the fill in between is opened alike."""
     open_now: list[WsUa] = []
     results = []
     for level in levels:
         fill = [user(len(open_now) + i) for i in range(max(0, level - len(open_now)))]
-        clients, _, _, _ = await open_many(url, fill, concurrency)
+        clients, _, _, _ = await open_many(urls, fill, concurrency)
         open_now += clients
         measured = [user(len(open_now) + i) for i in range(batch)]
-        clients, latencies, failures, elapsed = await open_many(url, measured, concurrency)
+        clients, latencies, failures, elapsed = await open_many(urls, measured, concurrency)
         results.append(
             {
                 "fill": level,
@@ -188,16 +192,16 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-async def subscribers(url: str, pid: int, count: int, concurrency: int) -> dict:
+async def subscribers(urls: list[str], pid: int, count: int, concurrency: int) -> dict:
     # Warm-up first: the first connections pay for imports, caches and pools, not per client.
     warm, _, _, _ = await open_many(
-        url, [user(count + 1 + i) for i in range(50)], concurrency, True
+        urls, [user(count + 1 + i) for i in range(50)], concurrency, True
     )
     await close_all(warm)
     await asyncio.sleep(2)
     before = rss_kb(pid)
     clients, latencies, failures, elapsed = await open_many(
-        url, [user(i) for i in range(count)], concurrency, subscribe=True
+        urls, [user(i) for i in range(count)], concurrency, subscribe=True
     )
     await asyncio.sleep(2)  # let the server finish the NOTIFY transactions
     after = rss_kb(pid)
@@ -218,7 +222,7 @@ async def subscribers(url: str, pid: int, count: int, concurrency: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=["register", "open", "subscribers"])
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", required=True, help="one URL, or several comma-separated")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--levels", default="0,1000,5000", help="fill levels for open")
@@ -226,13 +230,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--pid", type=int, help="server pid, for subscribers")
     args = parser.parse_args()
+    urls = args.url.split(",")
     if args.mode == "register":
-        work = register_load(args.url, args.connections, args.seconds)
+        work = register_load(urls, args.connections, args.seconds)
     elif args.mode == "open":
         levels = [int(level) for level in args.levels.split(",")]
-        work = open_rate(args.url, levels, args.batch, args.concurrency)
+        work = open_rate(urls, levels, args.batch, args.concurrency)
     else:
-        work = subscribers(args.url, args.pid, args.connections, args.concurrency)
+        work = subscribers(urls, args.pid, args.connections, args.concurrency)
     print(json.dumps(run_loop(work)), flush=True)
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts the system services the test suite needs (sipp, Chromium for the
 # browser tests, Node for the JsSIP bundle, PostgreSQL and Redis for the scale-out mode)
-# and `make bench` (sipp, wrk for the XCAP scenario).
+# and `make bench` (sipp, wrk for the XCAP scenario). With the argument `bench` (as
+# `make bench` calls it) also Kamailio and its presence modules, which the benchmark runs
+# side by side with ours; CI (.ci/run) does not run the benchmark and goes without.
 # Idempotent: when everything is present and running it never touches apt, so a second
 # run costs seconds. Meant for root on Debian 12 (a developer machine or CI), no prompts.
 set -euo pipefail
@@ -16,6 +18,14 @@ missing=()
 for pkg in sip-tester wrk chromium chromium-driver postgresql redis-server make; do
     installed "$pkg" || missing+=("$pkg")
 done
+fresh_kamailio=0
+if [ "${1:-}" = bench ]; then
+    installed kamailio || fresh_kamailio=1
+    for pkg in kamailio kamailio-presence-modules kamailio-sqlite-modules \
+        kamailio-websocket-modules kamailio-xml-modules; do
+        installed "$pkg" || missing+=("$pkg")
+    done
+fi
 # Node may come from elsewhere (e.g. NodeSource); only install Debian's when there is none.
 command -v node >/dev/null || missing+=(nodejs npm)
 
@@ -29,6 +39,12 @@ else
     $SUDO apt-get update -qq
     echo "deps: apt-get install ${missing[*]}"
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian enables and starts a Kamailio service on port 5060, `make run`'s default; the
+# benchmark starts its own (bench/kamailio/), so a service installed just now is turned off.
+if [ "$fresh_kamailio" -eq 1 ] && [ -d /run/systemd/system ]; then
+    echo "deps: stopping and disabling the kamailio service (bench/ starts its own)"
+    $SUDO systemctl disable --now kamailio >/dev/null 2>&1 || true
 fi
 
 # PostgreSQL: the newest version that has a cluster "main", else make one.

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import psycopg
-import pytest
 import redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +36,8 @@ LISTENING = re.compile(r"SIP (UDP|TCP) listening on \S+:(\d+)")
 
 def require_backends() -> None:
     """Fail (never skip) with what to start when PostgreSQL or Redis does not answer."""
+    import pytest  # here, so that bench/cluster_bench.py can use this module without pytest
+
     try:
         psycopg.connect(PG.format("postgres"), connect_timeout=3).close()
     except psycopg.Error as error:
