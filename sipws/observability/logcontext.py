@@ -37,7 +37,7 @@ def leave(token: Token) -> None:
 def _safe(value: str) -> str:
     """A header value fit for a log line: printable, no spaces, bounded."""
     value = value[:128]
-    if value.isprintable() and not any(c.isspace() for c in value):
+    if value.isprintable() and " " not in value:  # isprintable() is False for other spaces
         return value  # the usual case, without rebuilding the string
     return "".join(c if c.isprintable() and not c.isspace() else "?" for c in value)
 

@@ -167,7 +167,12 @@ class SipServer:
         context = logcontext.enter(message.call_id, message.cseq.method, now)
         try:
             if isinstance(message, Response):
-                await self._handle_response(message, data, now)
+                try:
+                    await self._handle_response(message, data, now)
+                except ParseError as error:  # a header read late (From, To) is malformed
+                    log_once(
+                        log, f"bad:{flow.remote_host}:{error.reason}", "bad response: %s", error
+                    )
                 return
             metrics.request_received(message.method)
             try:

@@ -11,10 +11,11 @@ PostgreSQL alike. Nothing here fires model signals: the models it serves have no
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.utils import timezone
 
@@ -166,6 +167,8 @@ class Table:
         for index, field in enumerate(self.fields):
             column = field.get_col(self.model._meta.db_table)
             found = db.ops.get_db_converters(column) + field.get_db_converters(db)
+            if found and _utc_sqlite(db) and isinstance(field, models.DateTimeField):
+                found = [_fast_sqlite_datetime(*found)] if len(found) == 1 else found
             if found:
                 converters.append((index, column, found))
         return converters
@@ -180,6 +183,26 @@ class Table:
             for convert in converters:
                 values[index] = convert(values[index], column, db)
         return self.model.from_db(db.alias, self.attnames, values)
+
+
+def _utc_sqlite(db) -> bool:
+    return db.vendor == "sqlite" and settings.USE_TZ and db.timezone_name == "UTC"
+
+
+def _fast_sqlite_datetime(django_converter):
+    """SQLite keeps aware datetimes as naive UTC text; `fromisoformat` reads it ten times
+    faster than Django's regular expression (a fan-out reads three per watcher row)."""
+
+    def convert(value, expression, connection):
+        if type(value) is str:
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                return django_converter(value, expression, connection)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return django_converter(value, expression, connection)
+
+    return convert
 
 
 def _marks(items: list) -> str:
