@@ -97,7 +97,7 @@ def _apply(server, request, package, expires, presentity, etag, account):
         if row is None:
             raise Reject(make_response(request, 412))
         if expires == 0:
-            presentities.delete('"id" = %s', [row.pk])
+            presentities.delete_ids([row.pk])
             return None, True
         row.etag = _new_etag()
         row.expires = now + timedelta(seconds=expires)

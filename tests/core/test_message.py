@@ -403,3 +403,29 @@ def test_framed_messages_parse_with_stream_true():
         314159,
         314160,
     ]
+
+
+def test_response_from_and_to_are_read_on_demand():
+    """A response is matched by Via branch and CSeq (RFC 3261 §17.1.3): a malformed To
+    does not stop the parse, and reading it later raises."""
+    data = (
+        "SIP/2.0 200 OK\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKabc\r\n"
+        'To: "unterminated <sip:bob@example.com>;tag=1\r\n'
+        "From: <sip:alice@example.com>;tag=2\r\n"
+        "Call-ID: c1\r\n"
+        "CSeq: 7 NOTIFY\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+    response = parse_message(data)
+    assert isinstance(response, Response)
+    assert response.top_via.branch == "z9hG4bKabc"
+    assert response.cseq.method == "NOTIFY"
+    with pytest.raises(ParseError):
+        _ = response.to
+
+
+def test_request_with_malformed_to_still_fails_the_parse():
+    data = HEAD.replace("To: <sip:bob@example.com>", 'To: "unterminated <sip:bob@x>')
+    with pytest.raises(ParseError):
+        parse_message((data + "Content-Length: 0\r\n\r\n").encode())

@@ -1,0 +1,110 @@
+"""rows.Table gives back what the ORM would store and read; dbthread keeps the caller's
+context and passes errors back. (The cluster tests run the same statements on PostgreSQL.)"""
+
+import asyncio
+import contextvars
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sipws.models import ActiveWatcher, Presentity, SipAccount, Watcher
+from sipws.services.accounts import create_account, enabled_account
+from sipws.services.dbthread import in_db_thread
+from sipws.services.rows import Table
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+presentities = Table(Presentity)
+
+
+def _publication(**fields) -> Presentity:
+    defaults = dict(
+        uri="sip:alice@localhost",
+        event="presence",
+        etag="e1",
+        expires=datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        received_time=1.5,
+        content_type="application/pidf+xml",
+        body=b"<presence/>\x00\xff",
+        publisher="sip:alice@localhost",
+    )
+    return Presentity(**{**defaults, **fields})
+
+
+def test_insert_then_orm_reads_the_same_values():
+    row = presentities.insert(_publication())
+    stored = Presentity.objects.get(pk=row.pk)
+    assert stored.expires == datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    assert bytes(stored.body) == b"<presence/>\x00\xff"
+    assert (stored.etag, stored.received_time) == ("e1", 1.5)
+
+
+def test_select_converts_as_the_orm_does():
+    _publication().save()
+    ours = presentities.first(
+        '"uri" = %s AND "expires" > %s', ["sip:alice@localhost", datetime.now(UTC)]
+    )
+    orm = Presentity.objects.get(uri="sip:alice@localhost")
+    assert ours.pk == orm.pk
+    assert ours.expires == orm.expires and ours.expires.tzinfo is not None
+    assert bytes(ours.body) == bytes(orm.body)
+    assert presentities.first('"expires" > %s', [datetime(2031, 1, 1, tzinfo=UTC)]) is None
+
+
+def test_update_count_delete_and_increment():
+    row = presentities.insert(_publication())
+    row.etag = "e2"
+    presentities.save_fields(row, "etag")
+    assert Presentity.objects.get(pk=row.pk).etag == "e2"
+    assert presentities.count('"publisher" = %s', ["sip:alice@localhost"]) == 1
+    assert presentities.delete_ids([row.pk]) == 1
+    assert not Presentity.objects.exists()
+
+
+def test_increment_and_upsert():
+    watcher = ActiveWatcher.objects.create(
+        presentity_uri="sip:alice@localhost", watcher_uri="sip:bob@localhost", event="presence",
+        call_id="c", from_tag="f", to_tag="t", remote_cseq=1, contact="sip:bob@127.0.0.1",
+        flow="udp:127.0.0.1:5060", expires=datetime.now(UTC) + timedelta(minutes=5),
+        status="active",
+    )  # fmt: skip
+    Table(ActiveWatcher).increment("local_cseq", [watcher.pk])
+    Table(ActiveWatcher).increment("local_cseq", [watcher.pk])
+    assert ActiveWatcher.objects.get(pk=watcher.pk).local_cseq == 2
+    watchers = Table(Watcher)
+    key = dict(
+        presentity_uri="sip:alice@localhost", watcher_uri="sip:bob@localhost", event="presence"
+    )
+    unique, update = list(key), ["status", "reason"]
+    watchers.upsert([Watcher(**key, status="pending", reason="")], unique, update)
+    watchers.upsert([Watcher(**key, status="active", reason="subscribe")], unique, update)
+    assert list(Watcher.objects.values_list("status", "reason")) == [("active", "subscribe")]
+
+
+def test_enabled_account_skips_disabled_accounts():
+    create_account("carol@localhost", "secret", create_login=False)
+    assert enabled_account("carol", "localhost").aor == "sip:carol@localhost"
+    SipAccount.objects.filter(username="carol").update(enabled=False)
+    assert enabled_account("carol", "localhost") is None
+    assert enabled_account("nobody", "localhost") is None
+
+
+request_id = contextvars.ContextVar("request_id", default=None)
+
+
+def _read_context():
+    return request_id.get()
+
+
+def _fail():
+    raise ValueError("boom")
+
+
+def test_db_thread_keeps_context_and_raises_errors():
+    async def main():
+        request_id.set("r1")
+        assert await in_db_thread(_read_context)() == "r1"
+        with pytest.raises(ValueError, match="boom"):
+            await in_db_thread(_fail)()
+
+    asyncio.run(main())
