@@ -63,7 +63,11 @@ _batch: ContextVar[dict | None] = ContextVar("policy_batch", default=None)
 @contextmanager
 def batch() -> Iterator[None]:
     """Decisions made inside share `batch_cache()`: one NOTIFY fan-out reads a
-    presentity's rules once, not once per watcher."""
+    presentity's rules once, not once per watcher. A batch inside a batch is the outer
+    one, so a SUBSCRIBE deciding and then NOTIFYing reads the rules once too."""
+    if _batch.get() is not None:
+        yield
+        return
     token = _batch.set({})
     try:
         yield

@@ -67,7 +67,7 @@ def _check_accept(request: Request, package) -> None:
 def do_subscribe(server, request, flow, package, expires, presentity):
     try:
         account = authenticated_sender(server, request, source=flow.remote_host)
-        with transaction.atomic():
+        with transaction.atomic(), policy.batch():
             ordering.lock_presentities([presentity])
             if request.to.tag:
                 return _refresh(server, request, flow, package, expires, account)

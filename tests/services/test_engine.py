@@ -4,6 +4,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from sipws.core.flow import Flow
 from sipws.core.message import parse_message
@@ -166,3 +168,13 @@ def test_refresh_without_body_changes_the_etag_but_sends_no_notify(server):
     assert refreshed.headers.get("SIP-ETag") not in (None, old)
     stale, _ = _publish(server, None, etag=old, cseq=3)
     assert stale.status == 412
+
+
+def test_subscribe_reads_the_presentitys_rules_once(server):
+    """Deciding the subscription and composing its first NOTIFY share one pres-rules read."""
+    with CaptureQueriesContext(connection) as queries:
+        response, outgoing = _subscribe(server)
+    assert response.status == 200 and len(outgoing) == 1
+    rule_reads = [q["sql"] for q in queries if "xcapapi_xcapdocument" in q["sql"]]
+    pres_rules_reads = [sql for sql in rule_reads if "pres-rules" in sql]
+    assert len(pres_rules_reads) == 1, pres_rules_reads
