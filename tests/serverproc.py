@@ -16,6 +16,17 @@ ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(r"(HTTP and WebSocket \(/ws\)|SIP UDP|SIP TCP) listening on (\S+):(\d+)")
 
 
+def terminate(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    """Send `sig` if it still runs; SIGKILL after `timeout` seconds; reap it."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class ServerProcess:
     def __init__(self, data_dir: Path, **env: str) -> None:
         self.data_dir = data_dir
@@ -89,13 +100,7 @@ class ServerProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, sig, timeout)
         code, self.process = self.process.returncode, None
         return code
 

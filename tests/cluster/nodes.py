@@ -25,6 +25,8 @@ from pathlib import Path
 import psycopg
 import redis
 
+from tests.serverproc import terminate
+
 ROOT = Path(__file__).resolve().parents[2]
 PG = "postgresql://postgres@127.0.0.1:5432/{}"
 REDIS = "redis://127.0.0.1:6379/{}"
@@ -101,13 +103,7 @@ class Process:
             time.sleep(0.05)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, sig, timeout)
         self._reader.join(2)
 
     def kill(self) -> None:

@@ -409,14 +409,14 @@ def test_response_from_and_to_are_read_on_demand():
     """A response is matched by Via branch and CSeq (RFC 3261 §17.1.3): a malformed To
     does not stop the parse, and reading it later raises."""
     data = (
-        "SIP/2.0 200 OK\r\n"
-        "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKabc\r\n"
-        'To: "unterminated <sip:bob@example.com>;tag=1\r\n'
-        "From: <sip:alice@example.com>;tag=2\r\n"
-        "Call-ID: c1\r\n"
-        "CSeq: 7 NOTIFY\r\n"
-        "Content-Length: 0\r\n\r\n"
-    ).encode()
+        b"SIP/2.0 200 OK\r\n"
+        b"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKabc\r\n"
+        b'To: "unterminated <sip:bob@example.com>;tag=1\r\n'
+        b"From: <sip:alice@example.com>;tag=2\r\n"
+        b"Call-ID: c1\r\n"
+        b"CSeq: 7 NOTIFY\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
     response = parse_message(data)
     assert isinstance(response, Response)
     assert response.top_via.branch == "z9hG4bKabc"
