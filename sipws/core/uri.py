@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from urllib.parse import unquote
 
 from .errors import ParseError
@@ -41,6 +42,7 @@ class SipUri:
     headers: str | None = None
 
     @classmethod
+    @lru_cache(maxsize=4096)  # immutable, and the same URIs recur request after request
     def parse(cls, text: str) -> SipUri:
         text = text.strip()
         scheme, sep, rest = text.partition(":")
@@ -184,6 +186,7 @@ class NameAddr:
     bracketed: bool = True
 
     @classmethod
+    @lru_cache(maxsize=4096)  # To and Contact recur; a From differs by its tag alone
     def parse(cls, text: str) -> NameAddr:
         text = text.strip()
         if not text:

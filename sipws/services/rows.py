@@ -42,6 +42,13 @@ class Table:
         self.columns = ", ".join(quote(f.column) for f in self.fields)
         self.attnames = [field.attname for field in self.fields]
         self.pk_column = quote(model._meta.pk.column)
+        self.quoted = {field.name: quote(field.column) for field in self.fields}
+        self.auto_now_names = [f.name for f in self.fields if getattr(f, "auto_now", False)]
+        self.insert_fields = [f for f in self.fields if not f.primary_key]
+        self.insert_sql = (
+            f"INSERT INTO {self.name} ({', '.join(quote(f.column) for f in self.insert_fields)})"
+            f" VALUES ({_marks(self.insert_fields)})"
+        )
 
     def select(
         self,
@@ -82,7 +89,7 @@ class Table:
         """UPDATE the named fields (auto_now ones too, as Model.save would)."""
         db = _db()
         values = {**self._auto_now(), **values}
-        assignments = ", ".join(f"{quote(self.by_name[name].column)} = %s" for name in values)
+        assignments = ", ".join(f"{self.quoted[name]} = %s" for name in values)
         prepared = [self.by_name[name].get_db_prep_save(v, db) for name, v in values.items()]
         sql = f"UPDATE {self.name} SET {assignments} WHERE {where}"
         return self.execute(sql, prepared + params)
@@ -105,17 +112,15 @@ class Table:
     def increment(self, name: str, ids: list[int]) -> None:
         """Add one to a counter column of these rows, in the database (no lost updates)."""
         if ids:
-            column = quote(self.by_name[name].column)
+            column = self.quoted[name]
             sql = f"UPDATE {self.name} SET {column} = {column} + 1 WHERE {self.pk_column} IN "
             self.execute(sql + f"({_marks(ids)})", ids)
 
     def insert(self, instance: models.Model) -> models.Model:
         """INSERT a new instance (defaults and auto_now applied as save() would); set its pk."""
         db = _db()
-        fields = [f for f in self.fields if not f.primary_key]
-        values = [f.get_db_prep_save(f.pre_save(instance, True), db) for f in fields]
-        columns = ", ".join(quote(f.column) for f in fields)
-        sql = f"INSERT INTO {self.name} ({columns}) VALUES ({_marks(fields)})"
+        values = [f.get_db_prep_save(f.pre_save(instance, True), db) for f in self.insert_fields]
+        sql = self.insert_sql
         with _cursor(db) as cursor:
             if db.features.can_return_columns_from_insert:
                 cursor.execute(f"{sql} RETURNING {self.pk_column}", values)
@@ -142,8 +147,8 @@ class Table:
             for instance in instances
             for f in fields
         ]
-        conflict = ", ".join(quote(self.by_name[name].column) for name in unique)
-        columns = [quote(self.by_name[name].column) for name in update]
+        conflict = ", ".join(self.quoted[name] for name in unique)
+        columns = [self.quoted[name] for name in update]
         assignments = ", ".join(f"{column} = EXCLUDED.{column}" for column in columns)
         self.execute(
             f"INSERT INTO {self.name} ({', '.join(quote(f.column) for f in fields)}) "
@@ -174,8 +179,9 @@ class Table:
         return converters
 
     def _auto_now(self) -> dict[str, Any]:
-        now = timezone.now()
-        return {field.name: now for field in self.fields if getattr(field, "auto_now", False)}
+        if not self.auto_now_names:
+            return {}
+        return dict.fromkeys(self.auto_now_names, timezone.now())
 
     def _instance(self, db, row: tuple) -> models.Model:
         values = list(row)
