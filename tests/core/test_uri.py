@@ -1,5 +1,7 @@
 """Tests for sipws.core.uri: SIP URIs, name-addr / addr-spec, parameters, quoted strings."""
 
+from dataclasses import FrozenInstanceError
+
 import pytest
 
 from sipws.core.errors import ParseError
@@ -281,3 +283,15 @@ def test_split_outside_quotes():
     assert split_outside_quotes('"a\\",b",c', ",") == ['"a\\",b"', "c"]
     with pytest.raises(ParseError):
         split_outside_quotes('"a,b', ",")
+
+
+def test_repeated_parses_share_one_immutable_result_and_bad_input_still_fails():
+    text = "<sip:alice@example.com;transport=udp>;tag=x1"
+    first, second = NameAddr.parse(text), NameAddr.parse(text)
+    assert first is second  # the LRU of parses: no work for a To or Contact seen before
+    with pytest.raises(FrozenInstanceError):
+        first.display_name = "mallory"  # type: ignore[misc]
+    assert SipUri.parse("sip:bob@example.com") is SipUri.parse("sip:bob@example.com")
+    for _ in range(2):  # errors are not remembered as results
+        with pytest.raises(ParseError):
+            NameAddr.parse("<sip:alice@exa mple.com>")

@@ -1,15 +1,19 @@
-"""rows.Table gives back what the ORM would store and read; dbthread keeps the caller's
-context and passes errors back. (The cluster tests run the same statements on PostgreSQL.)"""
+"""rows.Table gives back what the ORM would store and read, and fails as the ORM would;
+dbthread runs SQLite jobs inline on one connection, keeps the caller's context and passes
+errors back. (The cluster tests run the same statements on PostgreSQL.)"""
 
 import asyncio
 import contextvars
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import IntegrityError, transaction
 
 from sipws.models import ActiveWatcher, Presentity, SipAccount, Watcher
+from sipws.services import dbthread
 from sipws.services.accounts import create_account, enabled_account
-from sipws.services.dbthread import in_db_thread
+from sipws.services.dbthread import in_db_thread, runs_inline
 from sipws.services.rows import Table
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -108,3 +112,50 @@ def test_db_thread_keeps_context_and_raises_errors():
             await in_db_thread(_fail)()
 
     asyncio.run(main())
+
+
+def _connection_and_thread():
+    from django.db import connection
+
+    connection.ensure_connection()
+    return connection.connection, threading.get_ident()
+
+
+def test_sqlite_jobs_run_inline_on_one_persistent_connection():
+    """On SQLite an engine job runs on the loop's thread (no hop), and jobs of different
+    asyncio tasks share the thread's connection instead of opening one per task."""
+
+    async def main():
+        first = await asyncio.create_task(in_db_thread(_connection_and_thread)())
+        second = await asyncio.create_task(in_db_thread(_connection_and_thread)())
+        return first, second, threading.get_ident()
+
+    assert runs_inline()
+    (first_connection, first_thread), (second_connection, second_thread), loop_thread = asyncio.run(
+        main()
+    )
+    assert first_thread == second_thread == loop_thread
+    assert first_connection is second_connection
+
+
+def test_jobs_off_sqlite_run_on_the_database_thread(monkeypatch):
+    """Where statements are network round trips (PostgreSQL), jobs leave the loop."""
+    monkeypatch.setattr(dbthread, "runs_inline", lambda: False)
+
+    async def main():
+        return await in_db_thread(threading.current_thread)(), threading.current_thread()
+
+    job_thread, loop_thread = asyncio.run(main())
+    assert job_thread is not loop_thread
+    assert job_thread.name.startswith("sip-db")
+
+
+def test_sqlite_cursor_errors_are_djangos_and_leave_the_transaction_usable():
+    presentities.insert(_publication())
+    accounts = Table(SipAccount)
+    create_account("dora@localhost", "pw", create_login=False)
+    duplicate = SipAccount(username="dora", domain="localhost", ha1_md5="x", ha1_sha256="y")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        accounts.insert(duplicate)
+    assert accounts.count('"username" = %s', ["dora"]) == 1
+    assert presentities.count('"uri" = %s', ["sip:alice@localhost"]) == 1
