@@ -202,12 +202,13 @@ class SipServer:
             await self.send(flow, bytes(response))
 
     async def _handle_request(self, request: Request, flow: Flow, now: float) -> None:
-        stamped = request.top_via.with_received(flow.remote_host, flow.remote_port)
+        parsed = request.vias
+        stamped = parsed[0].with_received(flow.remote_host, flow.remote_port)
         vias = request.headers.get_all("Via")
         request.headers.remove("Via")
         for value in [str(stamped), *vias[1:]]:
             request.headers.add("Via", value)
-        request.__dict__.pop("vias", None)
+        request.__dict__["vias"] = [stamped, *parsed[1:]]  # what parsing them again gives
         if request.method == "ACK":
             return  # non-INVITE server: no INVITE transaction an ACK could belong to
         key = _transaction_key(request)
