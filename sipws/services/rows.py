@@ -17,6 +17,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.models import signals
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 
@@ -188,7 +190,21 @@ class Table:
         for index, column, converters in self._converters:
             for convert in converters:
                 values[index] = convert(values[index], column, db)
-        return self.model.from_db(db.alias, self.attnames, values)
+        if self._init_has_receivers:
+            return self.model.from_db(db.alias, self.attnames, values)
+        # What from_db() leaves behind, without Model.__init__'s walk over the fields
+        # and its two signals (which nobody receives for these models).
+        instance = self.model.__new__(self.model)
+        instance.__dict__.update(zip(self.attnames, values, strict=True))
+        instance._state = state = ModelState()
+        state.adding, state.db = False, db.alias
+        return instance
+
+    @cached_property
+    def _init_has_receivers(self) -> bool:
+        return signals.pre_init.has_listeners(self.model) or signals.post_init.has_listeners(
+            self.model
+        )
 
 
 def _utc_sqlite(db) -> bool:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.db.models import signals
 
 from sipws.models import ActiveWatcher, Presentity, SipAccount, Watcher
 from sipws.services import dbthread
@@ -53,6 +54,35 @@ def test_select_converts_as_the_orm_does():
     assert ours.expires == orm.expires and ours.expires.tzinfo is not None
     assert bytes(ours.body) == bytes(orm.body)
     assert presentities.first('"expires" > %s', [datetime(2031, 1, 1, tzinfo=UTC)]) is None
+
+
+def test_selected_instances_behave_as_loaded_by_the_orm():
+    _publication().save()
+    ours = presentities.first('"uri" = %s', ["sip:alice@localhost"])
+    orm = Presentity.objects.get(uri="sip:alice@localhost")
+    assert {f.attname: getattr(ours, f.attname) for f in Presentity._meta.concrete_fields} == {
+        f.attname: getattr(orm, f.attname) for f in Presentity._meta.concrete_fields
+    }
+    assert (ours._state.adding, ours._state.db) == (False, "default")
+    ours.etag = "e2"
+    ours.save()  # an UPDATE of the stored row, not a second INSERT
+    assert list(Presentity.objects.values_list("etag", flat=True)) == ["e2"]
+
+
+def test_selects_still_send_init_signals_when_someone_listens():
+    _publication().save()
+    seen = []
+
+    def listener(sender, instance, **kwargs):
+        seen.append(instance)
+
+    fresh = Table(Presentity)  # whether anyone listens is read once per table
+    signals.post_init.connect(listener, sender=Presentity)
+    try:
+        row = fresh.first('"uri" = %s', ["sip:alice@localhost"])
+    finally:
+        signals.post_init.disconnect(listener, sender=Presentity)
+    assert seen == [row]
 
 
 def test_update_count_delete_and_increment():
