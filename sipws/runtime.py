@@ -13,6 +13,7 @@ for its TCP connections) and a lease it renews (services/leases).
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import logging
 import os
@@ -426,11 +427,21 @@ async def start_sip_listeners(stdout, *, reuse_port: bool = False) -> None:
     )
     _listeners.extend([endpoint.transport, tcp_server])
     await _start_control(sip["CONTROL_SOCKET"], stdout)
+    freeze_startup_heap()
     set_advertised("udp", _hostport(udp_addr))
     set_advertised("tcp", _hostport(tcp_addr))
     stdout.write(f"SIP UDP listening on {_hostport(udp_addr)}\n")
     stdout.write(f"SIP TCP listening on {_hostport(tcp_addr)}\n")
     stdout.flush()
+
+
+def freeze_startup_heap() -> None:
+    """Keep what start-up built (modules, settings, URL patterns, the ORM's metadata) out
+    of the garbage collector's scans: it lives as long as the process, yet every
+    collection of the oldest generation walked it again. On an in-process PUBLISH loop
+    the collector's time fell from 124 to 20 ms per 4,000 requests."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _start_control(path: str, stdout) -> None:

@@ -1,0 +1,15 @@
+"""What start-up built is kept out of the garbage collector's scans (runtime)."""
+
+import gc
+
+from sipws.runtime import freeze_startup_heap
+
+
+def test_freezing_moves_the_live_heap_out_of_the_collectors_generations():
+    before = gc.get_freeze_count()
+    try:
+        freeze_startup_heap()
+        assert gc.get_freeze_count() > before
+        assert sum(gc.get_count()) < 10  # generations start again nearly empty
+    finally:
+        gc.unfreeze()
