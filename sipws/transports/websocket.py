@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 from urllib.parse import urlparse
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -15,8 +18,32 @@ from .delivery import delivery
 log = logging.getLogger("sipws.websocket")
 
 
+# Names of consumers in a single process; like channel names they key the consumer in
+# delivery.websockets and the flow's connection in the database, but name no layer
+# channel (no "!"), so a NOTIFY for a closed one is refused at once, not queued.
+LOCAL_CHANNEL_PREFIX = "ws.local."
+_local_ids = itertools.count(1)
+
+
 class SipWebSocketConsumer(AsyncWebsocketConsumer):
     flow: Flow | None = None
+
+    async def __call__(self, scope, receive, send):
+        if runtime.in_cluster():
+            await super().__call__(scope, receive, send)  # NOTIFYs arrive on the layer too
+            return
+        # One process: NOTIFYs reach this consumer through delivery.websockets, never the
+        # channel layer, so frames are read straight from Daphne. Channels would also
+        # wait on a layer channel, with a task and an asyncio.wait per frame.
+        self.scope = scope
+        self.channel_layer = None
+        self.channel_name = f"{LOCAL_CHANNEL_PREFIX}{os.getpid()}.{next(_local_ids)}"
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message):
         # Channels' dispatch hops to a thread to close stale DB connections before every

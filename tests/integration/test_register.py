@@ -92,7 +92,8 @@ def test_register_stores_the_binding(server, alice, algorithm):
     elif alice.transport == "tcp":
         assert re.fullmatch(r"tcp-[0-9a-f]+-\d+", row["connection"])  # tcp-<node tag>-<n>
     else:
-        assert "!" in row["connection"]  # the consumer's Channels channel name
+        # the consumer of this process (embedded: no channel layer between them)
+        assert re.fullmatch(r"ws\.local\.\d+\.\d+", row["connection"])
 
 
 def test_refresh_updates_expiry_of_the_same_row(server, alice):
@@ -367,6 +368,24 @@ def test_closing_a_websocket_removes_only_its_binding(server):
     finally:
         udp.close()
         ws.close()
+
+
+def test_websocket_flows_of_one_process_are_local_and_distinct(server):
+    """Embedded, a consumer reads its frames straight from Daphne, with no channel layer:
+    each WebSocket gets its own local flow name, stored with its binding."""
+    unregister_all(server)
+    first, second = SipClient("ws", server), SipClient("ws", server)
+    try:
+        for client in (first, second):
+            assert client.send_authenticated("REGISTER", expires=600).status == 200
+        names = [row["connection"] for row in bindings(server)]
+        assert len(set(names)) == 2
+        assert all(name.startswith("ws.local.") and "!" not in name for name in names)
+        first.close()
+        assert server.wait_for(lambda: [r["connection"] for r in bindings(server)] == names[1:])
+    finally:
+        first.close()
+        second.close()
 
 
 def test_disabled_user_cannot_register_and_loses_bindings(server):

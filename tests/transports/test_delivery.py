@@ -11,6 +11,7 @@ from channels.exceptions import ChannelFull
 from sipws.core.flow import Flow
 from sipws.transports import delivery as module
 from sipws.transports.delivery import Delivery, node_channel, tcp_owner
+from sipws.transports.websocket import LOCAL_CHANNEL_PREFIX
 
 CONSUMER = "specific.0123abcd!4567ef"
 WS_FLOW = Flow("ws", "192.0.2.1", 40000, CONSUMER)
@@ -94,3 +95,14 @@ def test_a_response_is_passed_on_to_the_node_named_in_its_branch(layer):
     assert fake.sent == [
         (node_channel("c0ffee01"), {"type": "sip.response", "data": b"SIP/2.0 200 OK"})
     ]
+
+
+def test_a_closed_consumer_of_this_process_refuses_a_message_at_once(layer):
+    """Embedded, a WebSocket flow is named locally: once its consumer is gone, a NOTIFY
+    for it fails at once instead of waiting in a channel nobody reads."""
+    fake, delivery = layer(), Delivery()
+    flow = Flow("ws", "192.0.2.1", 40000, f"{LOCAL_CHANNEL_PREFIX}1234.7")
+
+    assert asyncio.run(delivery.send(flow, b"NOTIFY")) is False
+    assert fake.sent == []
+    assert delivery.failures == {"full": 0, "too_large": 0, "error": 0}
