@@ -7,9 +7,10 @@ through `in_db_thread`.
   is a library in this process: an indexed statement takes microseconds, and a hop to
   another thread cost more than the work. Handing each request's objects to a thread on
   another core and back, and the two threads' turns on the GIL, made a PUBLISH about
-  20 % dearer (bench/run.py, PUBLISH lifecycle: 141-162 calls/s threaded, 179-204
-  inline). The price: while another process holds SQLite's write lock (a long admin
-  action, VACUUM), the loop waits for it, as the engine's requests did anyway.
+  20 % dearer (a closed-loop sipp PUBLISH lifecycle, `-l 30`: 141-162 calls/s threaded,
+  188-204 inline). The price: while another connection holds SQLite's write lock (a long
+  admin action, VACUUM), the whole loop waits for it, HTTP and WebSocket included, where
+  before only the engine's requests waited.
 - On PostgreSQL a statement is a network round trip, which must not stall the loop: jobs
   run on one thread (`_executor`), one cheap executor hop per request. channels'
   `database_sync_to_async` cost about 90 µs a call (context handling, an executor lookup,
