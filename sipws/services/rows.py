@@ -5,7 +5,8 @@ Building a query through the ORM costs 10-15 times what SQLite takes to run it (
 runs a dozen. `Table` writes those statements once from the model's metadata, runs them
 on Django's own connection (same transaction, same thread) and still hands back model
 instances, with values converted exactly as the ORM converts them, for SQLite and
-PostgreSQL alike. Nothing here fires model signals: the models it serves have no receivers.
+PostgreSQL alike. No save or delete signal fires here (the models it serves have no
+receivers); init signals fire only for a model someone listens to.
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ class Table:
         self.quoted = {field.name: quote(field.column) for field in self.fields}
         self.auto_now_names = [f.name for f in self.fields if getattr(f, "auto_now", False)]
         self.insert_fields = [f for f in self.fields if not f.primary_key]
-        self.insert_sql = (
+        self.insert_head = (
             f"INSERT INTO {self.name} ({', '.join(quote(f.column) for f in self.insert_fields)})"
-            f" VALUES ({_marks(self.insert_fields)})"
         )
+        self.insert_row = f"({_marks(self.insert_fields)})"
 
     def select(
         self,
@@ -98,9 +99,10 @@ class Table:
 
     def save_fields(self, instance: models.Model, *names: str) -> None:
         """Write these fields of a loaded instance: Model.save(update_fields=...), cheaper."""
-        for name, now in self._auto_now().items():
+        stamped = self._auto_now()
+        for name, now in stamped.items():
             setattr(instance, self.by_name[name].attname, now)
-        names = (*names, *self._auto_now())
+        names = (*names, *stamped)
         values = {name: getattr(instance, self.by_name[name].attname) for name in names}
         self.update(values, f"{self.pk_column} = %s", [instance.pk])
 
@@ -121,8 +123,8 @@ class Table:
     def insert(self, instance: models.Model) -> models.Model:
         """INSERT a new instance (defaults and auto_now applied as save() would); set its pk."""
         db = _db()
-        values = [f.get_db_prep_save(f.pre_save(instance, True), db) for f in self.insert_fields]
-        sql = self.insert_sql
+        values = self._insert_values([instance], db)
+        sql = f"{self.insert_head} VALUES {self.insert_row}"
         with _cursor(db) as cursor:
             if db.features.can_return_columns_from_insert:
                 cursor.execute(f"{sql} RETURNING {self.pk_column}", values)
@@ -141,23 +143,23 @@ class Table:
         """
         if not instances:
             return
-        db = _db()
-        fields = [f for f in self.fields if not f.primary_key]
-        row = f"({_marks(fields)})"
-        values = [
-            f.get_db_prep_save(f.pre_save(instance, True), db)
-            for instance in instances
-            for f in fields
-        ]
+        values = self._insert_values(instances, _db())
         conflict = ", ".join(self.quoted[name] for name in unique)
         columns = [self.quoted[name] for name in update]
         assignments = ", ".join(f"{column} = EXCLUDED.{column}" for column in columns)
         self.execute(
-            f"INSERT INTO {self.name} ({', '.join(quote(f.column) for f in fields)}) "
-            f"VALUES {', '.join([row] * len(instances))} "
+            f"{self.insert_head} VALUES {', '.join([self.insert_row] * len(instances))} "
             f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}",
             values,
         )
+
+    def _insert_values(self, instances: list[models.Model], db) -> list:
+        """The INSERT parameters, with defaults and auto_now applied as save() would."""
+        return [
+            f.get_db_prep_save(f.pre_save(instance, True), db)
+            for instance in instances
+            for f in self.insert_fields
+        ]
 
     def execute(self, sql: str, params: list) -> Any:
         """Run one statement: the rows of a SELECT, else the number of rows changed."""
