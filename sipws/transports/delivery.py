@@ -65,8 +65,7 @@ class Delivery:
         if flow.transport in ("ws", "wss"):
             consumer = self.websockets.get(flow.connection)
             if consumer is not None:
-                await consumer.send_sip(data)
-                return True
+                return await consumer.send_sip(data)
             if "!" not in flow.connection:
                 return False  # no channel name: nowhere to send it
             sent = await self.layer_send(flow.connection, {"type": "sip.send", "data": data})

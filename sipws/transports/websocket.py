@@ -7,6 +7,7 @@ import logging
 import os
 from urllib.parse import urlparse
 
+from autobahn.exception import Disconnected  # Daphne's WebSocket layer
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -86,11 +87,21 @@ class SipWebSocketConsumer(AsyncWebsocketConsumer):
     async def sip_send(self, event):
         await self.send_sip(event["data"])
 
-    async def send_sip(self, data: bytes) -> None:
+    async def send_sip(self, data: bytes) -> bool:
+        """Send one SIP message; False when the socket closed before its disconnect event
+        reached this consumer (Daphne then raises autobahn's Disconnected)."""
         try:
-            await self.send(text_data=data.decode("utf-8"))
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
-            await self.send(bytes_data=data)
+            text = None
+        try:
+            if text is None:
+                await self.send(bytes_data=data)
+            else:
+                await self.send(text_data=text)
+        except Disconnected:
+            return False
+        return True
 
 
 def _header(scope, name: bytes) -> str | None:

@@ -6,12 +6,13 @@ gone, a UDP/TCP message for the workers as a lost datagram (its transaction retr
 import asyncio
 
 import pytest
+from autobahn.exception import Disconnected
 from channels.exceptions import ChannelFull
 
 from sipws.core.flow import Flow
 from sipws.transports import delivery as module
 from sipws.transports.delivery import Delivery, node_channel, tcp_owner
-from sipws.transports.websocket import LOCAL_CHANNEL_PREFIX
+from sipws.transports.websocket import LOCAL_CHANNEL_PREFIX, SipWebSocketConsumer
 
 CONSUMER = "specific.0123abcd!4567ef"
 WS_FLOW = Flow("ws", "192.0.2.1", 40000, CONSUMER)
@@ -106,3 +107,22 @@ def test_a_closed_consumer_of_this_process_refuses_a_message_at_once(layer):
     assert asyncio.run(delivery.send(flow, b"NOTIFY")) is False
     assert fake.sent == []
     assert delivery.failures == {"full": 0, "too_large": 0, "error": 0}
+
+
+def test_a_websocket_that_closed_under_a_send_counts_as_gone():
+    """Daphne raises Disconnected for a send racing the socket's close, before the
+    consumer has seen its disconnect event: the flow is gone, nothing is raised."""
+    consumer, delivery, sent = SipWebSocketConsumer(), Delivery(), []
+
+    async def closed(message):
+        raise Disconnected("Attempt to send on a closed protocol")
+
+    async def open_socket(message):
+        sent.append(message)
+
+    delivery.websockets[CONSUMER] = consumer
+    consumer.base_send = closed
+    assert asyncio.run(delivery.send(WS_FLOW, b"SIP/2.0 200 OK\r\n\r\n")) is False
+    consumer.base_send = open_socket
+    assert asyncio.run(delivery.send(WS_FLOW, b"SIP/2.0 200 OK\r\n\r\n")) is True
+    assert sent == [{"type": "websocket.send", "text": "SIP/2.0 200 OK\r\n\r\n"}]
