@@ -2,7 +2,8 @@
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.models.signals import post_delete, post_save
 
 from ..models import SipAccount
 from .rows import Table
@@ -31,8 +32,82 @@ def check_domain(domain: str) -> None:
 
 def enabled_account(username: str, domain: str) -> SipAccount | None:
     """The enabled account user@domain (domain in lower case), or None: the lookup every
-    authenticated request makes, so it skips the ORM's query building."""
+    authenticated request makes, so it skips the ORM's query building, and on SQLite
+    answers from memory while the accounts cannot have changed (`_KnownAccounts`)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    known = _KnownAccounts.of(db)
+    if known is None:
+        return _lookup(username, domain)
+    key = (username, domain)
+    if key in known.answers:
+        return known.answers[key]
+    account = _lookup(username, domain)
+    known.keep(key, account)
+    return account
+
+
+def _lookup(username: str, domain: str) -> SipAccount | None:
     return _accounts.first('"username" = %s AND "domain" = %s AND "enabled"', [username, domain])
+
+
+class _KnownAccounts:
+    """`enabled_account`'s answers on one SQLite connection, kept while they are current.
+
+    SQLite's `PRAGMA data_version` changes when any other connection commits: another
+    thread's (admin, REST API), or another process's (`manage.py sipuser`). This
+    connection's own writes go through `Model.save()` and `delete()`, whose signals
+    forget every answer; after such a write inside a transaction nothing is kept until it
+    ends, as it may yet roll back. The check is one statement against the indexed lookup
+    and model building it replaces. PostgreSQL (a cluster) reads every time: a change on
+    another node would go unseen.
+    """
+
+    LIMIT = 10_000  # answers kept per connection; all are forgotten when it is reached
+    generation = 0  # bumped by this process's writes to SipAccount
+
+    def __init__(self, raw, version: int) -> None:
+        self.raw, self.version = raw, version
+        self.generation = _KnownAccounts.generation
+        self.answers: dict[tuple[str, str], SipAccount | None] = {}
+
+    @classmethod
+    def of(cls, db) -> "_KnownAccounts | None":
+        """The current answers of `db`'s connection, or None where none may be kept."""
+        raw = db.connection
+        if db.vendor != "sqlite" or raw is None:
+            return None
+        if db.in_atomic_block:
+            if getattr(db, "_sipws_wrote_accounts", False):
+                return None
+        else:
+            db._sipws_wrote_accounts = False
+        with db.wrap_database_errors:
+            version = raw.execute("PRAGMA data_version").fetchone()[0]
+        known = getattr(db, "_sipws_known_accounts", None)
+        if (
+            known is None
+            or known.raw is not raw
+            or known.version != version
+            or known.generation != cls.generation
+        ):
+            known = db._sipws_known_accounts = cls(raw, version)
+        return known
+
+    def keep(self, key: tuple[str, str], account: SipAccount | None) -> None:
+        if len(self.answers) >= self.LIMIT:
+            self.answers.clear()
+        self.answers[key] = account
+
+
+def _forget_accounts(using=DEFAULT_DB_ALIAS, **_) -> None:
+    _KnownAccounts.generation += 1
+    db = connections[using]
+    if db.in_atomic_block:
+        db._sipws_wrote_accounts = True
+
+
+post_save.connect(_forget_accounts, sender=SipAccount, dispatch_uid="sipws-known-accounts")
+post_delete.connect(_forget_accounts, sender=SipAccount, dispatch_uid="sipws-known-accounts")
 
 
 def get_account(identity: str) -> SipAccount:

@@ -102,6 +102,7 @@ def test_failures_exit_non_zero_with_one_line(server, args, error):
 
 def test_list_enable_disable(server):
     add(server, "listed@localhost", "pw")
+    assert register(server, "listed", "pw") == 200  # the running server now knows the account
 
     result = sipuser(server, "disable", "listed@localhost")
 

@@ -8,12 +8,19 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import signals
+from django.test.utils import CaptureQueriesContext
 
 from sipws.models import ActiveWatcher, Presentity, SipAccount, Watcher
 from sipws.services import dbthread
-from sipws.services.accounts import create_account, enabled_account
+from sipws.services.accounts import (
+    change_password,
+    create_account,
+    delete_account,
+    enabled_account,
+    set_enabled,
+)
 from sipws.services.dbthread import in_db_thread, runs_inline
 from sipws.services.rows import Table
 
@@ -118,9 +125,61 @@ def test_increment_and_upsert():
 def test_enabled_account_skips_disabled_accounts():
     create_account("carol@localhost", "secret", create_login=False)
     assert enabled_account("carol", "localhost").aor == "sip:carol@localhost"
-    SipAccount.objects.filter(username="carol").update(enabled=False)
+    set_enabled("carol@localhost", False)
     assert enabled_account("carol", "localhost") is None
     assert enabled_account("nobody", "localhost") is None
+
+
+def test_enabled_account_answers_a_repeat_from_memory():
+    create_account("carol@localhost", "secret", create_login=False)
+    with CaptureQueriesContext(connection) as first:
+        account = enabled_account("carol", "localhost")
+        assert enabled_account("nobody", "localhost") is None
+    with CaptureQueriesContext(connection) as repeat:
+        assert enabled_account("carol", "localhost").pk == account.pk
+        assert enabled_account("nobody", "localhost") is None
+    assert len(first) == 2
+    assert len(repeat) == 0
+
+
+def test_enabled_account_sees_this_process_change_the_account():
+    create_account("carol@localhost", "secret", create_login=False)
+    before = enabled_account("carol", "localhost").ha1_md5
+    change_password("carol@localhost", "other")
+    assert enabled_account("carol", "localhost").ha1_md5 != before
+    delete_account("carol@localhost")
+    assert enabled_account("carol", "localhost") is None
+    create_account("carol@localhost", "secret", create_login=False)
+    assert enabled_account("carol", "localhost").ha1_md5 == before
+
+
+def test_enabled_account_sees_a_commit_on_another_connection():
+    create_account("carol@localhost", "secret", create_login=False)
+    assert enabled_account("carol", "localhost") is not None
+    assert enabled_account("dave", "localhost") is None
+
+    def elsewhere():  # another thread: another connection, as admin or `sipuser` would be
+        try:  # writes that send no signal: only the database can tell of them
+            SipAccount.objects.filter(username="carol").update(enabled=False)
+            SipAccount.objects.bulk_create([SipAccount(username="dave", domain="localhost")])
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert enabled_account("carol", "localhost") is None
+    assert enabled_account("dave", "localhost").aor == "sip:dave@localhost"
+
+
+def test_enabled_account_keeps_nothing_a_rollback_undoes():
+    create_account("carol@localhost", "secret", create_login=False)
+    stored = enabled_account("carol", "localhost").ha1_md5
+    with pytest.raises(ValueError), transaction.atomic():
+        change_password("carol@localhost", "other")
+        assert enabled_account("carol", "localhost").ha1_md5 != stored
+        raise ValueError("roll back")
+    assert enabled_account("carol", "localhost").ha1_md5 == stored
 
 
 request_id = contextvars.ContextVar("request_id", default=None)
