@@ -128,13 +128,16 @@ async def fanout(
     uas = await asyncio.gather(*(watch(i) for i in range(watchers)))
     await asyncio.sleep(1)  # the initial NOTIFYs are not part of the measurement
 
-    start, refused = time.time(), 0
+    start, refused, first_refusals = time.time(), 0, []
     for seq in range(1, changes + 1):
         headers = (*_publish_headers(), f"SIP-If-Match: {etag}")
         reply = await publisher.transact(
             "PUBLISH", target, headers=headers, body=pidf(presentity, seq)
         )
-        refused += reply.status != 200
+        if reply.status != 200:
+            refused += 1
+            if len(first_refusals) < 3:  # the first one says why; the rest often follow it
+                first_refusals.append(f"change {seq}: {reply.start}")
         etag = reply.header("SIP-ETag") or etag
     published = time.time()
     expected = watchers * changes
@@ -148,6 +151,7 @@ async def fanout(
         "watchers": watchers,
         "changes": changes,
         "publish_refused": refused,
+        "first_refusals": first_refusals,
         "notifies": len(latencies),
         "missing": expected - len(latencies),
         "retransmitted": sum(ua.retransmitted for ua in uas),
