@@ -89,11 +89,20 @@ def _apply(server, request, package, expires, presentity, etag, account):
     """Write the publication; return (the new entity-tag or None, whether state changed)."""
     now = datetime.now(UTC)
     if etag is not None:
-        row = presentities.first(
-            f'{_OF_PRESENTITY} AND "etag" = %s AND "expires" > %s',
-            [presentity, package.name, etag.strip().strip('"'), now],
-            for_update=True,
-        )
+        live = f'{_OF_PRESENTITY} AND "etag" = %s AND "expires" > %s'
+        params = [presentity, package.name, etag.strip().strip('"'), now]
+        if not request.body:  # a refresh or a removal: one statement, no read first
+            if expires == 0:
+                found = presentities.delete(live, params)
+                new_etag = None
+            else:
+                new_etag = _new_etag()
+                moved = {"etag": new_etag, "expires": now + timedelta(seconds=expires)}
+                found = presentities.update(moved, live, params)
+            if not found:
+                raise Reject(make_response(request, 412))
+            return new_etag, expires == 0
+        row = presentities.first(live, params, for_update=True)
         if row is None:
             raise Reject(make_response(request, 412))
         if expires == 0:
@@ -101,12 +110,11 @@ def _apply(server, request, package, expires, presentity, etag, account):
             return None, True
         row.etag = _new_etag()
         row.expires = now + timedelta(seconds=expires)
-        if request.body:
-            previous = bytes(row.body)
-            _set_body(row, request)
-            row.body = package.successor(previous, request.body)
+        previous = bytes(row.body)
+        _set_body(row, request)
+        row.body = package.successor(previous, request.body)
         presentities.save_fields(row, "etag", "expires", "body", "content_type", "received_time")
-        return row.etag, bool(request.body)
+        return row.etag, True
     # A client re-PUBLISHing a body without SIP-If-Match replaces its own publication
     # (same user, and same Contact or Call-ID) instead of piling up duplicates.
     same_device, params = _same_device(request, presentity, package.name, account.aor)

@@ -168,6 +168,17 @@ def test_unknown_etag_gets_412(server, ua, bob):
     assert_refused(server, alice, bob, 412, pidf(ALICE), etag="no-such-etag")
 
 
+def test_unknown_etag_leaves_the_live_publication_alone(server, ua, bob):
+    alice = ua("udp", server, user="alice")
+    etag = publish(alice, pidf(ALICE, note="live")).header("SIP-ETag")
+    next_notify(bob)
+
+    for expires in (600, 0):  # a refresh, a removal
+        assert_refused(server, alice, bob, 412, etag="no-such-etag", expires=expires)
+    [row] = publications(server)
+    assert row["etag"] == etag
+
+
 def test_a_type_the_package_does_not_take_gets_415(server, ua, bob):
     alice = ua("udp", server, user="alice")
 
