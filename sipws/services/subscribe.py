@@ -136,9 +136,10 @@ def _refresh(server, request, flow, package, expires, account):
     watcher.connection = flow.connection
     watcher.node = server.config.node  # ... which may be held by another node
     watcher.contact = str(request.contacts[0].uri)
-    active_watchers.save_fields(
-        watcher, "remote_cseq", "expires", "flow", "connection", "node", "contact"
-    )
+    if expires:  # an unsubscribe's row is deleted once its final NOTIFY is built
+        active_watchers.save_fields(
+            watcher, "remote_cseq", "expires", "flow", "connection", "node", "contact"
+        )
     return _answer(server, request, flow, package, watcher, expires)
 
 
