@@ -548,7 +548,7 @@ def fanout_side(bench: Bench, side: Side, server, watchers: int, changes: int) -
         f" {out['publish_refused']} PUBLISH refused;"
         f" server CPU {server_cpu:.0%}, driver {driver_cpu:.0%}"
     )
-    if out.get("first_refusals"):  # Kamailio's side too: why the first one was refused
+    if out["first_refusals"]:  # a refusal cascades into 412s: the first says why
         detail += f" (first refused: {'; '.join(out['first_refusals'])})"
     bench.log(f"    {out['notify_rate']:.0f} NOTIFY/s, {detail}")
     return Outcome(out["notify_rate"], f"{out['notify_rate']:.0f} NOTIFY/s", detail)
