@@ -1,0 +1,187 @@
+"""CPU per PUBLISH lifecycle or SUBSCRIBE dialog, in-process: no sockets, no load generator.
+
+The messages of bench/sipp/publish_lifecycle.xml and subscribe_dialog.xml (no auth, the
+sender trusted as with SIP_TRUSTED_PEERS) are fed to `SipServer.receive` one after the
+other, NOTIFYs answered, on a freshly provisioned SQLite DATA_DIR. CPU time comes from
+`time.process_time()`; each run prints µs per call, and the best run is the figure to
+compare, since a shared machine only ever adds time. Small changes that a sipp search
+cannot resolve show here (docs/benchmarks.md, "Where the time goes"):
+
+    .venv/bin/python bench/inprocess.py --calls 300 --runs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from run import USERS, provision  # noqa: E402
+from sipmsg import DOMAIN  # noqa: E402
+
+PIDF = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:{user}@{domain}">'
+    '<tuple id="t1"><status><basic>{basic}</basic></status><note>n</note></tuple></presence>\n'
+)
+PEER = ("127.0.0.1", 5999)
+
+
+def request(method: str, user: str, target: str, call: str, cseq: int, headers: list[str],
+            body: str = "", to_tag: str = "") -> bytes:  # fmt: skip
+    to = f"<sip:{target}@{DOMAIN}>" + (f";tag={to_tag}" if to_tag else "")
+    lines = [
+        f"{method} sip:{target}@{DOMAIN} SIP/2.0",
+        f"Via: SIP/2.0/UDP {PEER[0]}:{PEER[1]};branch=z9hG4bK-{call}-{cseq};rport",
+        "Max-Forwards: 70",
+        f"From: <sip:{user}@{DOMAIN}>;tag=f-{call}",
+        f"To: {to}",
+        f"Call-ID: {call}",
+        f"CSeq: {cseq} {method}",
+        f"Contact: <sip:{user}@{PEER[0]}:{PEER[1]}>",
+        *headers,
+        f"Content-Length: {len(body.encode())}",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+def answer(notify: bytes) -> bytes:
+    """The 200 a watcher sends back for a NOTIFY."""
+    head = notify.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")[1:]
+    kept = [
+        line for line in head if line.split(":", 1)[0] in ("Via", "From", "To", "Call-ID", "CSeq")
+    ]
+    return ("SIP/2.0 200 OK\r\n" + "\r\n".join(kept) + "\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+def header(message: bytes, name: bytes) -> str:
+    match = re.search(rb"\r\n" + name + rb": *([^\r]+)", message)
+    assert match, message[:300]
+    return match.group(1).decode()
+
+
+class Loop:
+    """The server of this process with its sends captured instead of put on a socket."""
+
+    def __init__(self) -> None:
+        from sipws import runtime
+        from sipws.core.flow import Flow
+
+        self.server = runtime.get_server()
+        self.server.send = self._capture
+        self.flow = Flow("udp", *PEER)
+        self.sent: list[bytes] = []
+
+    async def _capture(self, flow, data: bytes, fallback=None) -> bool:
+        self.sent.append(data)
+        return True
+
+    async def exchange(self, data: bytes) -> list[bytes]:
+        self.sent = []
+        await self.server.receive(data, self.flow)
+        return self.sent
+
+    async def final(self, data: bytes) -> bytes:
+        """Send a request; its final response (asserted 200)."""
+        [response] = [m for m in await self.exchange(data) if m.startswith(b"SIP/2.0")]
+        assert response.startswith(b"SIP/2.0 200"), response[:200]
+        return response
+
+    async def publish_lifecycle(self, n: int) -> None:
+        """Initial, refresh, modify, remove: the four PUBLISHes of one call."""
+        user, call = f"u{n % USERS}", f"p{n}"
+
+        def publish(cseq, etag="", basic="", expires=600):
+            headers = ["Event: presence", f"Expires: {expires}"]
+            headers += [f"SIP-If-Match: {etag}"] if etag else []
+            headers += ["Content-Type: application/pidf+xml"] if basic else []
+            body = PIDF.format(user=user, domain=DOMAIN, basic=basic) if basic else ""
+            return request("PUBLISH", user, user, call, cseq, headers, body)
+
+        etag = header(await self.final(publish(1, basic="open")), b"SIP-ETag")
+        etag = header(await self.final(publish(2, etag)), b"SIP-ETag")
+        etag = header(await self.final(publish(3, etag, basic="closed")), b"SIP-ETag")
+        await self.final(publish(4, etag, expires=0))
+
+    async def subscribe_dialog(self, n: int) -> None:
+        """SUBSCRIBE, its NOTIFY answered, un-SUBSCRIBE, the final NOTIFY answered."""
+        user, target, call = f"u{n % USERS}", f"u{(n + 1) % USERS}", f"s{n}"
+        headers = ["Event: presence", "Accept: application/pidf+xml"]
+        sent = await self.exchange(
+            request("SUBSCRIBE", user, target, call, 1, [*headers, "Expires: 600"])
+        )
+        [ok] = [m for m in sent if m.startswith(b"SIP/2.0 200")]
+        [notify] = [m for m in sent if m.startswith(b"NOTIFY")]
+        await self.exchange(answer(notify))
+        to_tag = header(ok, b"To").rsplit("tag=", 1)[1].split(";")[0]
+        unsubscribe = request(
+            "SUBSCRIBE", user, target, call, 2, [*headers, "Expires: 0"], to_tag=to_tag
+        )
+        [final] = [m for m in await self.exchange(unsubscribe) if m.startswith(b"NOTIFY")]
+        assert b"terminated" in final, final[:300]
+        await self.exchange(answer(final))
+
+
+async def measure(loop: Loop, name: str, calls: int, runs: int) -> list[float]:
+    call = getattr(loop, name)
+    for n in range(100):  # warm-up: caches, the statements' first plans
+        await call(n)
+    gc.collect()
+    gc.freeze()  # as the server does once started (runtime.freeze_startup_heap)
+    results, n = [], 100
+    for _ in range(runs):
+        start = time.process_time()
+        for _ in range(calls):
+            await call(n)
+            n += 1
+        results.append((time.process_time() - start) / calls * 1e6)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300, help="calls per run")
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--only", choices=["publish", "subscribe"], help="one scenario")
+    args = parser.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="sipws-inprocess-"))
+    provision(data_dir)
+    os.environ.update(
+        DATA_DIR=str(data_dir),
+        SIP_DOMAINS=DOMAIN,
+        SIP_RATE_LIMIT="0",
+        SIP_TRUSTED_PEERS=f"{PEER[0]}/32",
+        PRESENCE_DEFAULT_POLICY="allow",
+        DJANGO_SETTINGS_MODULE="presence_project.settings",
+    )
+    try:
+        import django
+
+        django.setup()
+        asyncio.run(run_all(args))
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def run_all(args) -> None:
+    loop = Loop()
+    scenarios = {"publish": "publish_lifecycle", "subscribe": "subscribe_dialog"}
+    for key, name in scenarios.items():
+        if args.only in (None, key):
+            results = await measure(loop, name, args.calls, args.runs)
+            runs = " ".join(f"{r:.0f}" for r in results)
+            print(f"{name}: best {min(results):.0f} µs/call; runs {runs}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
