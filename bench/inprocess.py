@@ -34,21 +34,21 @@ PIDF = (
     '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:{user}@{domain}">'
     '<tuple id="t1"><status><basic>{basic}</basic></status><note>n</note></tuple></presence>\n'
 )
-PEER = ("127.0.0.1", 5999)
+PEER = ("127.0.0.1", 5999)  # calls run together each have their own port, counting up
 
 
 def request(method: str, user: str, target: str, call: str, cseq: int, headers: list[str],
-            body: str = "", to_tag: str = "") -> bytes:  # fmt: skip
+            body: str = "", to_tag: str = "", port: int = PEER[1]) -> bytes:  # fmt: skip
     to = f"<sip:{target}@{DOMAIN}>" + (f";tag={to_tag}" if to_tag else "")
     lines = [
         f"{method} sip:{target}@{DOMAIN} SIP/2.0",
-        f"Via: SIP/2.0/UDP {PEER[0]}:{PEER[1]};branch=z9hG4bK-{call}-{cseq};rport",
+        f"Via: SIP/2.0/UDP {PEER[0]}:{port};branch=z9hG4bK-{call}-{cseq};rport",
         "Max-Forwards: 70",
         f"From: <sip:{user}@{DOMAIN}>;tag=f-{call}",
         f"To: {to}",
         f"Call-ID: {call}",
         f"CSeq: {cseq} {method}",
-        f"Contact: <sip:{user}@{PEER[0]}:{PEER[1]}>",
+        f"Contact: <sip:{user}@{PEER[0]}:{port}>",
         *headers,
         f"Content-Length: {len(body.encode())}",
     ]
@@ -75,29 +75,29 @@ class Loop:
 
     def __init__(self) -> None:
         from sipws import runtime
-        from sipws.core.flow import Flow
 
         self.server = runtime.get_server()
         self.server.send = self._capture
-        self.flow = Flow("udp", *PEER)
-        self.sent: list[bytes] = []
+        self.sent: dict[int, list[bytes]] = {}  # by the peer's port
 
     async def _capture(self, flow, data: bytes, fallback=None) -> bool:
-        self.sent.append(data)
+        self.sent.setdefault(flow.remote_port, []).append(data)
         return True
 
-    async def exchange(self, data: bytes) -> list[bytes]:
-        self.sent = []
-        await self.server.receive(data, self.flow)
-        return self.sent
+    async def exchange(self, data: bytes, port: int) -> list[bytes]:
+        from sipws.core.flow import Flow
 
-    async def final(self, data: bytes) -> bytes:
+        self.sent[port] = []
+        await self.server.receive(data, Flow("udp", PEER[0], port))
+        return self.sent.pop(port)
+
+    async def final(self, data: bytes, port: int) -> bytes:
         """Send a request; its final response (asserted 200)."""
-        [response] = [m for m in await self.exchange(data) if m.startswith(b"SIP/2.0")]
+        [response] = [m for m in await self.exchange(data, port) if m.startswith(b"SIP/2.0")]
         assert response.startswith(b"SIP/2.0 200"), response[:200]
         return response
 
-    async def publish_lifecycle(self, n: int) -> None:
+    async def publish_lifecycle(self, n: int, port: int) -> None:
         """Initial, refresh, modify, remove: the four PUBLISHes of one call."""
         user, call = f"u{n % USERS}", f"p{n}"
 
@@ -106,44 +106,51 @@ class Loop:
             headers += [f"SIP-If-Match: {etag}"] if etag else []
             headers += ["Content-Type: application/pidf+xml"] if basic else []
             body = PIDF.format(user=user, domain=DOMAIN, basic=basic) if basic else ""
-            return request("PUBLISH", user, user, call, cseq, headers, body)
+            return request("PUBLISH", user, user, call, cseq, headers, body, port=port)
 
-        etag = header(await self.final(publish(1, basic="open")), b"SIP-ETag")
-        etag = header(await self.final(publish(2, etag)), b"SIP-ETag")
-        etag = header(await self.final(publish(3, etag, basic="closed")), b"SIP-ETag")
-        await self.final(publish(4, etag, expires=0))
+        etag = header(await self.final(publish(1, basic="open"), port), b"SIP-ETag")
+        etag = header(await self.final(publish(2, etag), port), b"SIP-ETag")
+        etag = header(await self.final(publish(3, etag, basic="closed"), port), b"SIP-ETag")
+        await self.final(publish(4, etag, expires=0), port)
 
-    async def subscribe_dialog(self, n: int) -> None:
+    async def subscribe_dialog(self, n: int, port: int) -> None:
         """SUBSCRIBE, its NOTIFY answered, un-SUBSCRIBE, the final NOTIFY answered."""
         user, target, call = f"u{n % USERS}", f"u{(n + 1) % USERS}", f"s{n}"
         headers = ["Event: presence", "Accept: application/pidf+xml"]
-        sent = await self.exchange(
-            request("SUBSCRIBE", user, target, call, 1, [*headers, "Expires: 600"])
+        subscribe = request(
+            "SUBSCRIBE", user, target, call, 1, [*headers, "Expires: 600"], port=port
         )
+        sent = await self.exchange(subscribe, port)
         [ok] = [m for m in sent if m.startswith(b"SIP/2.0 200")]
         [notify] = [m for m in sent if m.startswith(b"NOTIFY")]
-        await self.exchange(answer(notify))
+        await self.exchange(answer(notify), port)
         to_tag = header(ok, b"To").rsplit("tag=", 1)[1].split(";")[0]
         unsubscribe = request(
-            "SUBSCRIBE", user, target, call, 2, [*headers, "Expires: 0"], to_tag=to_tag
+            "SUBSCRIBE", user, target, call, 2, [*headers, "Expires: 0"], to_tag=to_tag, port=port
         )
-        [final] = [m for m in await self.exchange(unsubscribe) if m.startswith(b"NOTIFY")]
+        [final] = [m for m in await self.exchange(unsubscribe, port) if m.startswith(b"NOTIFY")]
         assert b"terminated" in final, final[:300]
-        await self.exchange(answer(final))
+        await self.exchange(answer(final), port)
 
 
-async def measure(loop: Loop, name: str, calls: int, runs: int) -> list[float]:
+async def measure(loop: Loop, name: str, calls: int, runs: int, together: int) -> list[float]:
+    """µs of CPU per call, per run; `together` calls at a time, as a loaded server has
+    several requests waiting on each turn of its loop."""
     call = getattr(loop, name)
-    for n in range(100):  # warm-up: caches, the statements' first plans
-        await call(n)
+
+    async def calls_from(first: int, count: int) -> None:
+        for group in range(first, first + count, together):
+            size = min(together, first + count - group)
+            await asyncio.gather(*(call(group + i, PEER[1] + i) for i in range(size)))
+
+    await calls_from(0, 100)  # warm-up: caches, the statements' first plans
     gc.collect()
     gc.freeze()  # as the server does once started (runtime.freeze_startup_heap)
     results, n = [], 100
     for _ in range(runs):
         start = time.process_time()
-        for _ in range(calls):
-            await call(n)
-            n += 1
+        await calls_from(n, calls)
+        n += calls
         results.append((time.process_time() - start) / calls * 1e6)
     return results
 
@@ -153,6 +160,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300, help="calls per run")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--only", choices=["publish", "subscribe"], help="one scenario")
+    parser.add_argument(
+        "--together", type=int, default=1, help="calls run at once (default 1: one at a time)"
+    )
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="sipws-inprocess-"))
     provision(data_dir)
@@ -178,7 +188,7 @@ async def run_all(args) -> None:
     scenarios = {"publish": "publish_lifecycle", "subscribe": "subscribe_dialog"}
     for key, name in scenarios.items():
         if args.only in (None, key):
-            results = await measure(loop, name, args.calls, args.runs)
+            results = await measure(loop, name, args.calls, args.runs, args.together)
             runs = " ".join(f"{r:.0f}" for r in results)
             print(f"{name}: best {min(results):.0f} µs/call; runs {runs}", flush=True)
 
