@@ -6,6 +6,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models.signals import post_delete, post_save
 
 from ..models import SipAccount
+from .dbthread import current_batch
 from .rows import Table
 
 _accounts = Table(SipAccount)
@@ -58,8 +59,9 @@ class _KnownAccounts:
     connection's own writes go through `Model.save()` and `delete()`, whose signals
     forget every answer; after such a write inside a transaction nothing is kept until it
     ends, as it may yet roll back. The check is one statement against the indexed lookup
-    and model building it replaces. PostgreSQL (a cluster) reads every time: a change on
-    another node would go unseen.
+    and model building it replaces, and one per engine batch (dbthread): while a batch is
+    open this process holds the write lock, so no connection can commit. PostgreSQL (a
+    cluster) reads every time: a change on another node would go unseen.
     """
 
     LIMIT = 10_000  # answers kept per connection; all are forgotten when it is reached
@@ -69,6 +71,7 @@ class _KnownAccounts:
         self.raw, self.version = raw, version
         self.generation = _KnownAccounts.generation
         self.answers: dict[tuple[str, str], SipAccount | None] = {}
+        self.checked_in = None  # the batch whose write lock made the version current
 
     @classmethod
     def of(cls, db) -> "_KnownAccounts | None":
@@ -76,14 +79,20 @@ class _KnownAccounts:
         raw = db.connection
         if db.vendor != "sqlite" or raw is None:
             return None
-        if db.in_atomic_block:
-            if getattr(db, "_sipws_wrote_accounts", False):
-                return None
-        else:
-            db._sipws_wrote_accounts = False
+        if db.in_atomic_block and _wrote_accounts_in(db) is db.atomic_blocks[0]:
+            return None
+        known = getattr(db, "_sipws_known_accounts", None)
+        batch = current_batch()
+        if (
+            batch is not None
+            and known is not None
+            and known.checked_in is batch
+            and known.raw is raw
+            and known.generation == cls.generation
+        ):
+            return known
         with db.wrap_database_errors:
             version = raw.execute("PRAGMA data_version").fetchone()[0]
-        known = getattr(db, "_sipws_known_accounts", None)
         if (
             known is None
             or known.raw is not raw
@@ -91,6 +100,7 @@ class _KnownAccounts:
             or known.generation != cls.generation
         ):
             known = db._sipws_known_accounts = cls(raw, version)
+        known.checked_in = batch
         return known
 
     def keep(self, key: tuple[str, str], account: SipAccount | None) -> None:
@@ -102,8 +112,13 @@ class _KnownAccounts:
 def _forget_accounts(using=DEFAULT_DB_ALIAS, **_) -> None:
     _KnownAccounts.generation += 1
     db = connections[using]
-    if db.in_atomic_block:
-        db._sipws_wrote_accounts = True
+    if db.in_atomic_block:  # the outermost block: its transaction may yet roll back
+        db._sipws_wrote_accounts_in = db.atomic_blocks[0]
+
+
+def _wrote_accounts_in(db):
+    """The outermost atomic block of the last transaction that wrote accounts here."""
+    return getattr(db, "_sipws_wrote_accounts_in", None)
 
 
 post_save.connect(_forget_accounts, sender=SipAccount, dispatch_uid="sipws-known-accounts")

@@ -17,6 +17,14 @@ through `in_db_thread`.
   and `close_old_connections` before and after, which with CONN_HEALTH_CHECKS adds a
   `SELECT 1` round trip to every request).
 
+On SQLite the jobs of one turn of the loop also share one transaction (`_Batch`, a group
+commit): each job runs in a savepoint of its own, so a failing job undoes only its own
+writes, and every job's caller waits for the shared COMMIT before it answers. Nothing is
+acknowledged before it is on disk, as before, but a loop that falls behind (the UDP
+socket hands it up to 32 datagrams a turn) pays for one commit per turn instead of one
+per request; an idle server still commits each request on the next turn. The write
+lock that BEGIN IMMEDIATE takes is held for that one turn.
+
 Either way a job runs in the caller's context (log context, policy batch) on one
 persistent connection, and connections are checked for age and health once a second.
 """
@@ -24,6 +32,7 @@ persistent connection, and connections are checked for age and health once a sec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import time
@@ -32,7 +41,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, close_old_connections
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,7 +64,10 @@ def in_db_thread(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(function)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
         if runs_inline():
-            return _run_inline(function, args, kwargs)
+            batch = _Batch.current or _Batch.open()
+            result = batch.run(function, args, kwargs)
+            await asyncio.shield(batch.committed)
+            return result
         job = functools.partial(contextvars.copy_context().run, _run, function, args, kwargs)
         return await asyncio.get_running_loop().run_in_executor(_executor, job)
 
@@ -61,24 +79,119 @@ def runs_inline() -> bool:
     return settings.DATABASES[DEFAULT_DB_ALIAS]["ENGINE"].endswith("sqlite3")
 
 
-def _run_inline(function, args, kwargs):
+def current_batch() -> _Batch | None:
+    """The open SQLite transaction of this turn of the loop, if any. While it is open this
+    process holds the write lock, so no other connection can commit."""
+    return _Batch.current
+
+
+class _Batch:
+    """One SQLite transaction shared by the engine jobs of one turn of the event loop."""
+
+    current: _Batch | None = None
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.committed: asyncio.Future[None] = loop.create_future()
+        self.atomic = transaction.atomic()
+
+    @classmethod
+    def open(cls) -> _Batch:
+        batch = cls()
+        _synchronously(_housekeeping)  # never inside a transaction: it may close the connection
+        _synchronously(batch.atomic.__enter__)  # BEGIN IMMEDIATE: the write lock
+        cls.current = batch
+        asyncio.get_running_loop().call_soon(batch.commit)  # after the jobs ready this turn
+        return batch
+
+    def run(self, function, args, kwargs):
+        """Run one job in a savepoint: its writes stay in the batch, or go if it raises."""
+        return _synchronously(self._in_savepoint, function, args, kwargs)
+
+    def _in_savepoint(self, function, args, kwargs):
+        raw = connection.connection
+        if not raw.in_transaction:  # SQLite rolled it back (a full disk): nothing to join
+            raise DatabaseError("this turn's transaction was rolled back")
+        raw.execute("SAVEPOINT sipws")
+        connection.sipws_batch_job = True
+        try:
+            result = function(*args, **kwargs)
+        except BaseException:
+            _undo(raw)
+            raise
+        finally:
+            connection.sipws_batch_job = False
+        # A failed statement the job caught was undone by SQLite alone, as it would have
+        # been outside a transaction: the job's other writes stand, and so does the batch.
+        connection.needs_rollback = False
+        raw.execute("RELEASE sipws")
+        return result
+
+    def commit(self) -> None:
+        _Batch.current = None
+        try:
+            _synchronously(self.atomic.__exit__, None, None, None)
+        except Exception as error:
+            _synchronously(close_old_connections)  # an unusable connection is dropped
+            self.committed.set_exception(error)
+            self.committed.exception()  # retrieved here too: every job may have failed
+        else:
+            self.committed.set_result(None)
+
+
+def atomic():
+    """`transaction.atomic()` for engine jobs. Inside a job of a batch it is a bare SQLite
+    savepoint, with the effect of Django's (the block's writes go if it raises, or if a
+    statement in it failed) for a fraction of the cost."""
+    if getattr(connection, "sipws_batch_job", False):
+        return _savepoint(connection.connection)
+    return transaction.atomic()
+
+
+@contextlib.contextmanager
+def _savepoint(raw):
+    raw.execute("SAVEPOINT sipws")
+    try:
+        yield
+    except BaseException:
+        _undo(raw)
+        raise
+    if connection.needs_rollback:  # as Django's atomic: a statement in it failed
+        _undo(raw)
+    else:
+        raw.execute("RELEASE sipws")
+
+
+def _undo(raw) -> None:
+    if raw.in_transaction:  # else SQLite has rolled back everything already
+        raw.execute("ROLLBACK TO sipws")
+        raw.execute("RELEASE sipws")
+    connection.needs_rollback = False
+
+
+def _synchronously(function, *args):
     # With the loop marked as not running, Django treats this as the synchronous code it
     # is: the thread's own persistent connection (not one per asyncio task), and no
-    # SynchronousOnlyOperation. The job never awaits, so nothing else runs meanwhile.
+    # SynchronousOnlyOperation. The call never awaits, so nothing else runs meanwhile.
     loop = asyncio.events._get_running_loop()
     asyncio.events._set_running_loop(None)
     try:
-        return _run(function, args, kwargs)
+        return function(*args)
     finally:
         asyncio.events._set_running_loop(loop)
 
 
-def _run(function, args, kwargs):
+def _housekeeping() -> None:
+    """CONN_MAX_AGE and health checks, once a second rather than per call."""
     global _last_housekeeping
     now = time.monotonic()
     if now - _last_housekeeping >= HOUSEKEEPING_INTERVAL:
         _last_housekeeping = now
-        close_old_connections()  # CONN_MAX_AGE and health checks, once a second not per call
+        close_old_connections()
+
+
+def _run(function, args, kwargs):
+    _housekeeping()
     try:
         return function(*args, **kwargs)
     except Exception:

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.db import transaction
-
 from ..event_packages import base as packages
 from ..models import ActiveWatcher, Presentity, Registration
-from . import notify, ordering, watchers
+from . import dbthread, notify, ordering, watchers
 from .dbthread import in_db_thread
 from .subscribe import current_state, watchers_of
 
@@ -55,7 +53,7 @@ def expire_now(
     `presentities` only, or of every presentity when None."""
     now = now or datetime.now(UTC)
     outgoing: list[notify.Outgoing] = []
-    with transaction.atomic():
+    with dbthread.atomic():
         if not ordering.try_lock_sweep():
             return []  # another worker is sweeping: what is due is its
         Registration.objects.filter(expires__lte=now).delete()

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import transaction
 from django.db.models import F
 
 from ..core.errors import ParseError
@@ -22,7 +21,7 @@ from ..core.message import Headers, Request
 from ..core.uri import SipUri
 from ..event_packages import base as packages
 from ..models import ActiveWatcher, SubscriptionStatus
-from . import policy
+from . import dbthread, policy
 from .dbthread import in_db_thread
 from .ordering import lock_presentities
 from .rows import Table
@@ -188,7 +187,7 @@ def end_subscriptions(server, ids: list[int]) -> list[Outgoing]:
     from . import watchers
 
     presentities = list(ActiveWatcher.objects.filter(pk__in=ids).values_list("presentity_uri"))
-    with transaction.atomic():
+    with dbthread.atomic():
         lock_presentities(uri for (uri,) in presentities)
         dead = list(ActiveWatcher.objects.filter(pk__in=ids))
         ActiveWatcher.objects.filter(pk__in=ids).delete()

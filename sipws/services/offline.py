@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -27,6 +26,7 @@ from ..core.flow import Flow
 from ..core.message import Headers, Request, Response, make_response, new_tag
 from ..core.uri import NameAddr
 from ..models import OfflineMessage, SipAccount
+from . import dbthread
 from .dbthread import in_db_thread
 
 log = logging.getLogger("sipws.offline")
@@ -45,7 +45,7 @@ def store(request: Request, sender: str, account: SipAccount) -> Response:
     sip = settings.SIP
     now = timezone.now()
     size = len(request.body)
-    with transaction.atomic():
+    with dbthread.atomic():
         OfflineMessage.objects.filter(expires__lte=now).delete()  # the age limit, swept here
         SipAccount.objects.select_for_update().filter(pk=account.pk).first()  # one at a time
         held = OfflineMessage.objects.filter(account=account).aggregate(
@@ -143,7 +143,7 @@ def claim(server, request: Request, flow: Flow, contact: str) -> list[Stored]:
     """Mark the AOR's live stored messages as being sent and build their MESSAGEs."""
     aor = request.to.sip_uri
     now = timezone.now()
-    with transaction.atomic():
+    with dbthread.atomic():
         rows = list(
             OfflineMessage.objects.select_for_update()
             .filter(account__username=unquote(aor.user or ""), account__domain=aor.host.lower())

@@ -18,7 +18,7 @@ from ..core.flow import Flow
 from ..core.message import Request, make_response
 from ..event_packages.base import BadBody
 from ..models import Presentity
-from . import notify, ordering, policy
+from . import dbthread, notify, ordering, policy
 from .common import Reject, authenticated_sender, bounded_expires, event_package, resource_aor
 from .dbthread import in_db_thread
 from .subscribe import notify_watchers, presentities
@@ -67,7 +67,7 @@ def do_publish(server, request, package, expires, presentity, etag, source=None)
         account = authenticated_sender(server, request, source=source)
         if not policy.may_publish(package.name, account, presentity):
             raise Reject(make_response(request, 403, "Forbidden (not your presentity)"))
-        with transaction.atomic():
+        with dbthread.atomic():
             ordering.lock_presentities([presentity])
             new_etag, changed = _apply(server, request, package, expires, presentity, etag, account)
             outgoing = []

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
-from django.db import transaction
-
 from ..core.errors import ParseError
 from ..core.flow import Flow
 from ..core.message import Request, Response, make_response
 from ..core.uri import NameAddr, SipUri
 from ..models import Registration
+from . import dbthread
 from .auth import authenticate_request
 from .dbthread import in_db_thread
 from .rows import Table
@@ -111,7 +110,7 @@ def do_register(server, request, flow, aor_uri, bindings) -> Response:
         return make_response(request, 403, "Forbidden (not your address-of-record)")
     now = datetime.now(UTC)
     try:
-        with transaction.atomic():
+        with dbthread.atomic():
             if bindings is None:
                 registrations.delete('"account_id" = %s', [account.pk])
             stored = _apply(server, request, flow, account, bindings or [], now)

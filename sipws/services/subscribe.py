@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
-
 from ..core.errors import ParseError
 from ..core.flow import Flow
 from ..core.message import Request, make_response, new_tag
 from ..event_packages.base import Publication, media_type
 from ..models import ActiveWatcher, Presentity, SubscriptionStatus
-from . import notify, ordering, policy, watchers
+from . import dbthread, notify, ordering, policy, watchers
 from .accounts import enabled_account
 from .common import Reject, authenticated_sender, bounded_expires, event_package, resource_aor
 from .dbthread import in_db_thread
@@ -67,7 +65,7 @@ def _check_accept(request: Request, package) -> None:
 def do_subscribe(server, request, flow, package, expires, presentity):
     try:
         account = authenticated_sender(server, request, source=flow.remote_host)
-        with transaction.atomic(), policy.batch():
+        with dbthread.atomic(), policy.batch():
             ordering.lock_presentities([presentity])
             if request.to.tag:
                 return _refresh(server, request, flow, package, expires, account)
