@@ -10,11 +10,11 @@ from a request as §8.2.6 says.
 from __future__ import annotations
 
 import re
-import secrets
 from collections import Counter
 from collections.abc import Iterator
 from functools import cached_property
 
+from . import tokens
 from .errors import ParseError
 from .headers import (
     LIST_HEADERS,
@@ -410,15 +410,15 @@ def _has_tag(to: str) -> bool:
 
 
 def new_tag() -> str:
-    return secrets.token_hex(6)
+    return tokens.token_hex(6)
 
 
 def new_branch(node: str = "") -> str:
     """A branch for a request of ours; `node` (hex) names the process that sends it, so a
     response reaching another process of a cluster can be passed on (see `branch_node`)."""
     if node:
-        return f"z9hG4bK.{node}.{secrets.token_hex(8)}"
-    return "z9hG4bK" + secrets.token_hex(8)
+        return f"z9hG4bK.{node}.{tokens.token_hex(8)}"
+    return "z9hG4bK" + tokens.token_hex(8)
 
 
 _NODE_BRANCH = re.compile(r"z9hG4bK\.([0-9a-f]{4,16})\.")

@@ -7,12 +7,12 @@ watcher's NOTIFY is cut from it.
 
 from __future__ import annotations
 
-import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 
+from ..core import tokens
 from ..core.errors import ParseError
 from ..core.flow import Flow
 from ..core.message import Request, make_response
@@ -170,7 +170,7 @@ def _set_body(row: Presentity, request: Request) -> None:
 
 
 def _new_etag() -> str:
-    return secrets.token_urlsafe(12)
+    return tokens.token_urlsafe(12)
 
 
 # State set by other means than a SIP PUBLISH (the MWI REST API): a publication that
