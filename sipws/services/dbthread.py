@@ -64,9 +64,9 @@ def in_db_thread(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(function)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
         if runs_inline():
-            batch = _Batch.current or _Batch.open()
-            result = batch.run(function, args, kwargs)
-            await asyncio.shield(batch.committed)
+            batch = _Batch.current or _Batch()
+            result = _synchronously(batch.run, function, args, kwargs)
+            await batch.committed()
             return result
         job = functools.partial(contextvars.copy_context().run, _run, function, args, kwargs)
         return await asyncio.get_running_loop().run_in_executor(_executor, job)
@@ -91,24 +91,28 @@ class _Batch:
     current: _Batch | None = None
 
     def __init__(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.committed: asyncio.Future[None] = loop.create_future()
-        self.atomic = transaction.atomic()
+        self.loop = asyncio.get_running_loop()
+        self.atomic: transaction.Atomic | None = None  # once BEGIN has succeeded
+        self.waiters: list[asyncio.Future[None]] = []  # one per caller: each may be cancelled
+        _Batch.current = self
+        self.loop.call_soon(self.commit)  # after the jobs ready this turn
 
-    @classmethod
-    def open(cls) -> _Batch:
-        batch = cls()
-        _synchronously(_housekeeping)  # never inside a transaction: it may close the connection
-        _synchronously(batch.atomic.__enter__)  # BEGIN IMMEDIATE: the write lock
-        cls.current = batch
-        asyncio.get_running_loop().call_soon(batch.commit)  # after the jobs ready this turn
-        return batch
+    def _begin(self) -> None:
+        _housekeeping()  # never inside a transaction: it may close the connection
+        atomic = transaction.atomic()
+        atomic.__enter__()  # BEGIN IMMEDIATE: the write lock
+        self.atomic = atomic
+
+    def committed(self) -> asyncio.Future[None]:
+        """A future of the caller's own, done when the batch is committed."""
+        waiter = self.loop.create_future()
+        self.waiters.append(waiter)
+        return waiter
 
     def run(self, function, args, kwargs):
         """Run one job in a savepoint: its writes stay in the batch, or go if it raises."""
-        return _synchronously(self._in_savepoint, function, args, kwargs)
-
-    def _in_savepoint(self, function, args, kwargs):
+        if self.atomic is None:
+            self._begin()
         raw = connection.connection
         if not raw.in_transaction:  # SQLite rolled it back (a full disk): nothing to join
             raise DatabaseError("this turn's transaction was rolled back")
@@ -129,14 +133,19 @@ class _Batch:
 
     def commit(self) -> None:
         _Batch.current = None
+        if self.atomic is None:  # BEGIN failed (the write lock not had in time): no job ran
+            return
         try:
             _synchronously(self.atomic.__exit__, None, None, None)
         except Exception as error:
             _synchronously(close_old_connections)  # an unusable connection is dropped
-            self.committed.set_exception(error)
-            self.committed.exception()  # retrieved here too: every job may have failed
+            for waiter in self.waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
         else:
-            self.committed.set_result(None)
+            for waiter in self.waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
 
 def atomic():
