@@ -18,12 +18,14 @@ through `in_db_thread`.
   `SELECT 1` round trip to every request).
 
 On SQLite the jobs of one turn of the loop also share one transaction (`_Batch`, a group
-commit): each job runs in a savepoint of its own, so a failing job undoes only its own
-writes, and every job's caller waits for the shared COMMIT before it answers. Nothing is
-acknowledged before it is on disk, as before, but a loop that falls behind (the UDP
-socket hands it up to 32 datagrams a turn) pays for one commit per turn instead of one
-per request; an idle server still commits each request on the next turn. The write
-lock that BEGIN IMMEDIATE takes is held for that one turn.
+commit). A job is queued, and once the tasks ready this turn have run, the queued jobs
+run back to back between one BEGIN IMMEDIATE and one COMMIT, each in a savepoint of its
+own, so a failing job undoes only its own writes. Every caller gets its job's result
+after the COMMIT, so nothing is acknowledged before it is stored, as before; but a loop
+that falls behind (the UDP socket hands it up to 32 datagrams a turn) pays for one
+commit per turn instead of one per request. The write lock is held only while the jobs
+run: the parsing and sending around them happen outside it, so another connection (the
+admin's, `manage.py sipuser`) still finds gaps to write in.
 
 Either way a job runs in the caller's context (log context, policy batch) on one
 persistent connection, and connections are checked for age and health once a second.
@@ -38,6 +40,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from django.conf import settings
@@ -64,10 +67,7 @@ def in_db_thread(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(function)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
         if runs_inline():
-            batch = _Batch.current or _Batch()
-            result = _synchronously(batch.run, function, args, kwargs)
-            await batch.committed()
-            return result
+            return await _Batch.queue(function, args, kwargs)
         job = functools.partial(contextvars.copy_context().run, _run, function, args, kwargs)
         return await asyncio.get_running_loop().run_in_executor(_executor, job)
 
@@ -80,72 +80,91 @@ def runs_inline() -> bool:
 
 
 def current_batch() -> _Batch | None:
-    """The open SQLite transaction of this turn of the loop, if any. While it is open this
-    process holds the write lock, so no other connection can commit."""
-    return _Batch.current
+    """The SQLite transaction whose jobs are running, if any. While they run this process
+    holds the write lock, so no other connection can commit."""
+    return _Batch.running
+
+
+@dataclass(slots=True)
+class _Job:
+    function: Callable
+    args: tuple
+    kwargs: dict
+    context: contextvars.Context
+    done: asyncio.Future
 
 
 class _Batch:
-    """One SQLite transaction shared by the engine jobs of one turn of the event loop."""
+    """The engine jobs queued in one turn of the event loop, and their one transaction."""
 
-    current: _Batch | None = None
+    queued: _Batch | None = None  # taking jobs until the end of this turn
+    running: _Batch | None = None
 
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.atomic: transaction.Atomic | None = None  # once BEGIN has succeeded
-        self.waiters: list[asyncio.Future[None]] = []  # one per caller: each may be cancelled
-        _Batch.current = self
-        self.loop.call_soon(self.commit)  # after the jobs ready this turn
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.jobs: list[_Job] = []
+        loop.call_soon(self.run)  # after the tasks ready this turn, whose jobs join it
 
-    def _begin(self) -> None:
-        _housekeeping()  # never inside a transaction: it may close the connection
-        atomic = transaction.atomic()
-        atomic.__enter__()  # BEGIN IMMEDIATE: the write lock
-        self.atomic = atomic
+    @classmethod
+    def queue(cls, function, args, kwargs) -> asyncio.Future:
+        """Queue a job; the future has its result (or its error) once it is committed."""
+        loop = asyncio.get_running_loop()
+        if cls.queued is None:
+            cls.queued = cls(loop)
+        done = loop.create_future()
+        context = contextvars.copy_context()
+        cls.queued.jobs.append(_Job(function, args, kwargs, context, done))
+        return done
 
-    def committed(self) -> asyncio.Future[None]:
-        """A future of the caller's own, done when the batch is committed."""
-        waiter = self.loop.create_future()
-        self.waiters.append(waiter)
-        return waiter
-
-    def run(self, function, args, kwargs):
-        """Run one job in a savepoint: its writes stay in the batch, or go if it raises."""
-        if self.atomic is None:
-            self._begin()
-        raw = connection.connection
-        if not raw.in_transaction:  # SQLite rolled it back (a full disk): nothing to join
-            raise DatabaseError("this turn's transaction was rolled back")
-        raw.execute("SAVEPOINT sipws")
-        connection.sipws_batch_job = True
+    def run(self) -> None:
+        _Batch.queued = None
         try:
-            result = function(*args, **kwargs)
-        except BaseException:
-            _undo(raw)
-            raise
-        finally:
-            connection.sipws_batch_job = False
-        # A failed statement the job caught was undone by SQLite alone, as it would have
-        # been outside a transaction: the job's other writes stand, and so does the batch.
-        connection.needs_rollback = False
-        raw.execute("RELEASE sipws")
-        return result
-
-    def commit(self) -> None:
-        _Batch.current = None
-        if self.atomic is None:  # BEGIN failed (the write lock not had in time): no job ran
-            return
-        try:
-            _synchronously(self.atomic.__exit__, None, None, None)
-        except Exception as error:
+            outcomes = _synchronously(self._transaction)
+        except Exception as error:  # BEGIN or COMMIT failed: nothing of this turn is stored
             _synchronously(close_old_connections)  # an unusable connection is dropped
-            for waiter in self.waiters:
-                if not waiter.done():
-                    waiter.set_exception(error)
-        else:
-            for waiter in self.waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+            outcomes = [_Failed(error)] * len(self.jobs)
+        for job, outcome in zip(self.jobs, outcomes, strict=True):
+            if job.done.cancelled():  # the caller left; its job ran all the same
+                continue
+            if isinstance(outcome, _Failed):
+                job.done.set_exception(outcome.error)
+            else:
+                job.done.set_result(outcome)
+
+    def _transaction(self) -> list:
+        _housekeeping()  # never inside a transaction: it may close the connection
+        _Batch.running = self
+        try:
+            with transaction.atomic():  # BEGIN IMMEDIATE: the write lock
+                raw = connection.connection
+                return [job.context.run(_in_savepoint, raw, job) for job in self.jobs]
+        finally:
+            _Batch.running = None
+
+
+@dataclass(slots=True)
+class _Failed:
+    """A job that raised: its writes are undone, its error goes to its caller."""
+
+    error: Exception
+
+
+def _in_savepoint(raw, job: _Job):
+    if not raw.in_transaction:  # SQLite rolled it back (a full disk): nothing to join
+        raise DatabaseError("this turn's transaction was rolled back")
+    raw.execute("SAVEPOINT sipws")
+    connection.sipws_batch_job = True
+    try:
+        result = job.function(*job.args, **job.kwargs)
+    except Exception as error:
+        _undo(raw)
+        return _Failed(error)
+    finally:
+        connection.sipws_batch_job = False
+    # A failed statement the job caught was undone by SQLite alone, as it would have been
+    # outside a transaction: the job's other writes stand, and so does the batch.
+    connection.needs_rollback = False
+    raw.execute("RELEASE sipws")
+    return result
 
 
 def atomic():

@@ -184,7 +184,7 @@ def test_a_caller_cancelled_while_waiting_for_the_commit_does_not_cancel_the_oth
     async def main():
         first = asyncio.ensure_future(in_db_thread(_publish)("a"))
         second = asyncio.ensure_future(in_db_thread(_publish)("b"))
-        await asyncio.sleep(0)  # both jobs have run; both callers wait for the commit
+        await asyncio.sleep(0)  # both jobs are queued; both callers wait for them
         first.cancel()
         answer = await second
         with pytest.raises(asyncio.CancelledError):
@@ -194,7 +194,7 @@ def test_a_caller_cancelled_while_waiting_for_the_commit_does_not_cancel_the_oth
     answer, statements = _run(main)
     assert answer == "b"
     assert statements.count("COMMIT") == 1
-    # The cancelled caller's job had run: its write is committed with the rest.
+    # The cancelled caller's job runs all the same: its write is committed with the rest.
     assert _stored_elsewhere() == ["a", "b"]
 
 
