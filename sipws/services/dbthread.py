@@ -152,11 +152,12 @@ def _in_savepoint(raw, job: _Job):
     if not raw.in_transaction:  # SQLite rolled it back (a full disk): nothing to join
         raise DatabaseError("this turn's transaction was rolled back")
     raw.execute("SAVEPOINT sipws")
+    hooks = len(connection.run_on_commit)
     connection.sipws_batch_job = True
     try:
         result = job.function(*job.args, **job.kwargs)
     except Exception as error:
-        _undo(raw)
+        _undo(raw, hooks)
         return _Failed(error)
     finally:
         connection.sipws_batch_job = False
@@ -179,21 +180,25 @@ def atomic():
 @contextlib.contextmanager
 def _savepoint(raw):
     raw.execute("SAVEPOINT sipws")
+    hooks = len(connection.run_on_commit)
     try:
         yield
     except BaseException:
-        _undo(raw)
+        _undo(raw, hooks)
         raise
     if connection.needs_rollback:  # as Django's atomic: a statement in it failed
-        _undo(raw)
+        _undo(raw, hooks)
     else:
         raw.execute("RELEASE sipws")
 
 
-def _undo(raw) -> None:
+def _undo(raw, hooks: int) -> None:
+    """Roll back to the last savepoint, and drop the `on_commit` callbacks registered
+    since (`hooks` were registered before it), as Django does for its own savepoints."""
     if raw.in_transaction:  # else SQLite has rolled back everything already
         raw.execute("ROLLBACK TO sipws")
         raw.execute("RELEASE sipws")
+    del connection.run_on_commit[hooks:]
     connection.needs_rollback = False
 
 

@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import IntegrityError, connection, connections
+from django.db import IntegrityError, connection, connections, transaction
 
 from sipws.models import Presentity, SipAccount
 from sipws.services import dbthread
@@ -229,3 +229,30 @@ def test_account_answers_are_checked_once_per_turn_and_see_the_next_commit():
     assert same_turn == ["erin", "erin", "erin"]
     assert next_turn is None
     assert statements.count("PRAGMA DATA_VERSION") == 2
+
+
+committed_hooks: list[str] = []
+
+
+def _publish_with_hook(etag: str, fail: bool = False) -> str:
+    _publish(etag)
+    transaction.on_commit(lambda: committed_hooks.append(etag))
+    if fail:
+        raise ValueError("boom")
+    return etag
+
+
+def test_on_commit_callbacks_run_after_the_commit_and_only_for_jobs_that_stand():
+    committed_hooks.clear()
+
+    async def main():
+        return await asyncio.gather(
+            in_db_thread(_publish_with_hook)("a"),
+            in_db_thread(_publish_with_hook)("b", fail=True),
+            return_exceptions=True,
+        )
+
+    (stood, failed), _ = _run(main)
+    assert stood == "a" and isinstance(failed, ValueError)
+    assert committed_hooks == ["a"]
+    assert _stored_elsewhere() == ["a"]
