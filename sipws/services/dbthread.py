@@ -101,6 +101,7 @@ class _Batch:
     running: _Batch | None = None
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.jobs: list[_Job] = []
         loop.call_soon(self.run)  # after the tasks ready this turn, whose jobs join it
 
@@ -108,15 +109,16 @@ class _Batch:
     def queue(cls, function, args, kwargs) -> asyncio.Future:
         """Queue a job; the future has its result (or its error) once it is committed."""
         loop = asyncio.get_running_loop()
-        if cls.queued is None:
-            cls.queued = cls(loop)
+        batch = cls.queued
+        if batch is None or batch.loop is not loop:  # (a loop of its own per test run)
+            batch = cls.queued = cls(loop)
         done = loop.create_future()
-        context = contextvars.copy_context()
-        cls.queued.jobs.append(_Job(function, args, kwargs, context, done))
+        batch.jobs.append(_Job(function, args, kwargs, contextvars.copy_context(), done))
         return done
 
     def run(self) -> None:
-        _Batch.queued = None
+        if _Batch.queued is self:
+            _Batch.queued = None
         try:
             outcomes = _synchronously(self._transaction)
         except Exception as error:  # BEGIN or COMMIT failed: nothing of this turn is stored

@@ -256,3 +256,24 @@ def test_on_commit_callbacks_run_after_the_commit_and_only_for_jobs_that_stand()
     assert stood == "a" and isinstance(failed, ValueError)
     assert committed_hooks == ["a"]
     assert _stored_elsewhere() == ["a"]
+
+
+def test_a_batch_left_on_a_closed_loop_does_not_hold_the_next_loops_jobs():
+    """A loop closed before its turn ended (a test's, a shut-down server's) leaves its
+    queued batch behind; jobs on the next loop start a batch of their own."""
+    closed = asyncio.SelectorEventLoop()  # asyncio's: it stops after the turn in hand
+
+    def stop_and_queue():
+        closed.stop()  # this turn is the loop's last: the batch's never comes
+        dbthread._Batch.queue(_publish, ("lost",), {})
+
+    closed.call_soon(stop_and_queue)
+    closed.run_forever()
+    closed.close()
+
+    async def main():
+        return await asyncio.wait_for(in_db_thread(_publish)("b"), timeout=5)
+
+    answer, _ = _run(main)
+    assert answer == "b"
+    assert _stored_elsewhere() == ["b"]
