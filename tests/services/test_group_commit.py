@@ -186,7 +186,7 @@ def test_a_caller_cancelled_while_waiting_for_the_commit_does_not_cancel_the_oth
         second = asyncio.ensure_future(in_db_thread(_publish)("b"))
         await asyncio.sleep(0)  # both jobs are queued; both callers wait for them
         first.cancel()
-        answer = await second
+        answer = await asyncio.wait_for(second, timeout=5)
         with pytest.raises(asyncio.CancelledError):
             await first
         return answer
