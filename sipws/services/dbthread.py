@@ -8,9 +8,9 @@ through `in_db_thread`.
   another thread cost more than the work. Handing each request's objects to a thread on
   another core and back, and the two threads' turns on the GIL, made a PUBLISH about
   20 % dearer (a closed-loop sipp PUBLISH lifecycle, `-l 30`: 141-162 calls/s threaded,
-  188-204 inline). The price: while another connection holds SQLite's write lock (a long
-  admin action, VACUUM), the whole loop waits for it, HTTP and WebSocket included, where
-  before only the engine's requests waited.
+  188-204 inline). So that a long admin action or a VACUUM holding SQLite's write lock
+  does not stop the loop, BEGIN does not wait for the lock: a batch that finds it held
+  tries again a little later (`_Batch._wait_for_lock`), up to the database's timeout.
 - On PostgreSQL a statement is a network round trip, which must not stall the loop: jobs
   run on one thread (`_executor`), one cheap executor hop per request. channels'
   `database_sync_to_async` cost about 90 µs a call (context handling, an executor lookup,
@@ -47,6 +47,7 @@ from django.conf import settings
 from django.db import (
     DEFAULT_DB_ALIAS,
     DatabaseError,
+    OperationalError,
     close_old_connections,
     connection,
     transaction,
@@ -58,6 +59,7 @@ R = TypeVar("R")
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sip-db")
 HOUSEKEEPING_INTERVAL = 1.0  # seconds between connection age and health checks
 _last_housekeeping = 0.0
+LOCK_PAUSES = (0.001, 0.05)  # seconds between tries for the write lock: first, longest
 
 
 def in_db_thread(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
@@ -103,6 +105,8 @@ class _Batch:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.jobs: list[_Job] = []
+        self.waiting_since: float | None = None  # for the write lock, held elsewhere
+        self.pause = LOCK_PAUSES[0]
         loop.call_soon(self.run)  # after the tasks ready this turn, whose jobs join it
 
     @classmethod
@@ -117,13 +121,47 @@ class _Batch:
         return done
 
     def run(self) -> None:
-        if _Batch.queued is self:
-            _Batch.queued = None
         try:
-            outcomes = _synchronously(self._transaction)
-        except Exception as error:  # BEGIN or COMMIT failed: nothing of this turn is stored
+            began = _synchronously(_begin)
+            if began is None:  # another connection holds the write lock
+                self._wait_for_lock()
+                return
+            if _Batch.queued is self:
+                _Batch.queued = None
+            outcomes = _synchronously(self._transaction, began)
+        except Exception as error:  # BEGIN or COMMIT failed: nothing of this batch is stored
             _synchronously(close_old_connections)  # an unusable connection is dropped
             outcomes = [_Failed(error)] * len(self.jobs)
+        self._answer(outcomes)
+
+    def _wait_for_lock(self) -> None:
+        """Try again soon, the loop serving everything else meanwhile (jobs queued in
+        the meantime join this batch); give up after SQLite's own busy timeout."""
+        now = time.monotonic()
+        self.waiting_since = self.waiting_since or now
+        if now - self.waiting_since < _busy_timeout():
+            self.loop.call_later(self.pause, self.run)
+            self.pause = min(2 * self.pause, LOCK_PAUSES[1])
+            return
+        if _Batch.queued is self:
+            _Batch.queued = None
+        self._answer([_Failed(OperationalError("database is locked"))] * len(self.jobs))
+
+    def _transaction(self, began: transaction.Atomic) -> list:
+        _Batch.running = self
+        try:
+            raw = connection.connection
+            outcomes = [job.context.run(_in_savepoint, raw, job) for job in self.jobs]
+        except BaseException as error:
+            began.__exit__(type(error), error, error.__traceback__)  # ROLLBACK
+            raise
+        else:
+            began.__exit__(None, None, None)  # COMMIT
+            return outcomes
+        finally:
+            _Batch.running = None
+
+    def _answer(self, outcomes: list) -> None:
         for job, outcome in zip(self.jobs, outcomes, strict=True):
             if job.done.cancelled():  # the caller left; its job ran all the same
                 continue
@@ -132,15 +170,32 @@ class _Batch:
             else:
                 job.done.set_result(outcome)
 
-    def _transaction(self) -> list:
-        _housekeeping()  # never inside a transaction: it may close the connection
-        _Batch.running = self
-        try:
-            with transaction.atomic():  # BEGIN IMMEDIATE: the write lock
-                raw = connection.connection
-                return [job.context.run(_in_savepoint, raw, job) for job in self.jobs]
-        finally:
-            _Batch.running = None
+
+def _begin() -> transaction.Atomic | None:
+    """BEGIN IMMEDIATE without waiting: the open transaction, or None while another
+    connection holds the write lock. SQLite's busy handler would sleep on the loop's
+    thread, and stop HTTP, WebSocket and SIP alike."""
+    _housekeeping()  # never inside a transaction: it may close the connection
+    connection.ensure_connection()
+    raw = connection.connection
+    raw.execute("PRAGMA busy_timeout = 0")
+    began = transaction.atomic()
+    try:
+        began.__enter__()
+    except OperationalError as error:
+        if "database is locked" not in str(error):
+            raise
+        return None
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(_busy_timeout() * 1000)}")
+    return began
+
+
+@functools.cache
+def _busy_timeout() -> float:
+    """Seconds a connection waits for the write lock (the `timeout` option, sqlite3's 5
+    by default)."""
+    return float(settings.DATABASES[DEFAULT_DB_ALIAS].get("OPTIONS", {}).get("timeout", 5.0))
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, OperationalError, connection, connections, transaction
 
 from sipws.models import Presentity, SipAccount
 from sipws.services import dbthread
@@ -277,3 +277,45 @@ def test_a_batch_left_on_a_closed_loop_does_not_hold_the_next_loops_jobs():
     answer, _ = _run(main)
     assert answer == "b"
     assert _stored_elsewhere() == ["b"]
+
+
+def _lock_held_for(monkeypatch, tries: int) -> list[int]:
+    """BEGIN finds the write lock held elsewhere for the first `tries` tries."""
+    real_begin, attempts = dbthread._begin, []
+
+    def begin():
+        attempts.append(1)
+        return None if len(attempts) <= tries else real_begin()
+
+    monkeypatch.setattr(dbthread, "_begin", begin)
+    return attempts
+
+
+def test_jobs_wait_for_a_write_lock_held_elsewhere_and_those_queued_meanwhile_join_them(
+    monkeypatch,
+):
+    attempts = _lock_held_for(monkeypatch, tries=3)
+
+    async def main():
+        first = asyncio.ensure_future(in_db_thread(_publish)("a"))
+        await asyncio.sleep(0.002)  # the batch is waiting for the lock
+        return await asyncio.gather(first, in_db_thread(_publish)("b"))
+
+    answers, statements = _run(main)
+    assert answers == ["a", "b"]
+    assert len(attempts) == 4
+    assert statements.count("COMMIT") == 1
+    assert _stored_elsewhere() == ["a", "b"]
+
+
+def test_jobs_fail_when_the_write_lock_stays_held_past_the_busy_timeout(monkeypatch):
+    _lock_held_for(monkeypatch, tries=10**6)
+    monkeypatch.setattr(dbthread, "_busy_timeout", lambda: 0.05)
+
+    async def main():
+        return await asyncio.gather(in_db_thread(_publish)("a"), return_exceptions=True)
+
+    [failed], statements = _run(main)
+    assert isinstance(failed, OperationalError) and "database is locked" in str(failed)
+    assert statements.count("BEGIN") == 0
+    assert _stored_elsewhere() == []
