@@ -126,13 +126,18 @@ class _Batch:
             if began is None:  # another connection holds the write lock
                 self._wait_for_lock()
                 return
-            if _Batch.queued is self:
-                _Batch.queued = None
+            self._close()
             outcomes = _synchronously(self._transaction, began)
         except Exception as error:  # BEGIN or COMMIT failed: nothing of this batch is stored
+            self._close()
             _synchronously(close_old_connections)  # an unusable connection is dropped
             outcomes = [_Failed(error)] * len(self.jobs)
         self._answer(outcomes)
+
+    def _close(self) -> None:
+        """Take no more jobs: the next ones start a batch of their own."""
+        if _Batch.queued is self:
+            _Batch.queued = None
 
     def _wait_for_lock(self) -> None:
         """Try again soon, the loop serving everything else meanwhile (jobs queued in
@@ -143,14 +148,13 @@ class _Batch:
             self.loop.call_later(self.pause, self.run)
             self.pause = min(2 * self.pause, LOCK_PAUSES[1])
             return
-        if _Batch.queued is self:
-            _Batch.queued = None
+        self._close()
         self._answer([_Failed(OperationalError("database is locked"))] * len(self.jobs))
 
     def _transaction(self, began: transaction.Atomic) -> list:
         _Batch.running = self
+        raw = connection.connection
         try:
-            raw = connection.connection
             outcomes = [job.context.run(_in_savepoint, raw, job) for job in self.jobs]
         except BaseException as error:
             began.__exit__(type(error), error, error.__traceback__)  # ROLLBACK

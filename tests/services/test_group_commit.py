@@ -319,3 +319,27 @@ def test_jobs_fail_when_the_write_lock_stays_held_past_the_busy_timeout(monkeypa
     assert isinstance(failed, OperationalError) and "database is locked" in str(failed)
     assert statements.count("BEGIN") == 0
     assert _stored_elsewhere() == []
+
+
+def test_a_batch_whose_begin_failed_takes_no_more_jobs(monkeypatch):
+    """BEGIN failing for another reason than the lock (a disk error) fails that batch's
+    callers; a job queued afterwards runs in a batch of its own."""
+    real_begin, attempts = dbthread._begin, []
+
+    def begin():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OperationalError("disk I/O error")
+        return real_begin()
+
+    monkeypatch.setattr(dbthread, "_begin", begin)
+
+    async def main():
+        with pytest.raises(OperationalError, match="disk I/O error"):
+            await in_db_thread(_publish)("a")
+        return await asyncio.wait_for(in_db_thread(_publish)("b"), timeout=5)
+
+    answer, statements = _run(main)
+    assert answer == "b"
+    assert statements.count("COMMIT") == 1
+    assert _stored_elsewhere() == ["b"]
