@@ -82,23 +82,14 @@ class _KnownAccounts:
         if db.in_atomic_block and _wrote_accounts_in(db) is db.atomic_blocks[0]:
             return None
         known = getattr(db, "_sipws_known_accounts", None)
+        if known is not None and (known.raw is not raw or known.generation != cls.generation):
+            known = None
         batch = current_batch()
-        if (
-            batch is not None
-            and known is not None
-            and known.checked_in is batch
-            and known.raw is raw
-            and known.generation == cls.generation
-        ):
+        if known is not None and batch is not None and known.checked_in is batch:
             return known
         with db.wrap_database_errors:
             version = raw.execute("PRAGMA data_version").fetchone()[0]
-        if (
-            known is None
-            or known.raw is not raw
-            or known.version != version
-            or known.generation != cls.generation
-        ):
+        if known is None or known.version != version:
             known = db._sipws_known_accounts = cls(raw, version)
         known.checked_in = batch
         return known
