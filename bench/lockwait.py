@@ -25,22 +25,11 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from run import DOMAIN, SIPP_NO_AUTH, USERS, _stat_lines, provision, sipp_args  # noqa: E402
+from run import DOMAIN, SIPP_NO_AUTH, USERS, _stat_lines, provision, sipp_command  # noqa: E402
 
 from tests.serverproc import ServerProcess  # noqa: E402
 
 WRITES_PER_SECOND = 5
-
-
-def sipp_command(work: Path, port: int, rate: int, seconds: int) -> list[str]:
-    scenario = SIPP_NO_AUTH["publish"]
-    return [
-        "sipp", "-sf", str(scenario.path), *sipp_args(scenario, work),
-        "-i", "127.0.0.1", "-p", "0", "-m", str(rate * seconds), "-r", str(rate),
-        "-rp", "1000", "-l", str(rate * 5), "-nostdin", "-timeout", f"{seconds + 20}s",
-        "-max_recv_loops", "1000", "-trace_stat", "-stf", str(work / "stat.csv"),
-        f"127.0.0.1:{port}",
-    ]  # fmt: skip
 
 
 def timed_writes(database: Path, until: float) -> tuple[list[float], list[str]]:
@@ -78,14 +67,16 @@ def main() -> int:
         ).start()
         try:
             database = work / "data" / "db.sqlite3"
-            command = sipp_command(work, server.udp_port, args.rate, args.seconds)
+            command = sipp_command(
+                SIPP_NO_AUTH["publish"], work, server.udp_port, args.rate, args.seconds
+            )
             sipp = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(2)  # past sipp's start
             waits, errors = timed_writes(database, time.monotonic() + args.seconds - 4)
             sipp.wait(timeout=args.seconds + 60)
         finally:
             server.stop()
-        header, last = _stat_lines(work / "stat.csv")
+        header, last = _stat_lines(work / "sipp-stat.csv")
         calls = dict(zip(header, last, strict=False))
         print(
             f"sipp at {args.rate} calls/s for {args.seconds} s: "

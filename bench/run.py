@@ -307,18 +307,26 @@ def sipp_args(scenario: SippScenario, work: Path) -> list[str]:
     return [*scenario.args, "-inf", str(path)]
 
 
+def sipp_command(
+    scenario: SippScenario, work: Path, port: int, rate: int, seconds: int, *extra: str
+) -> list[str]:
+    """sipp at `rate` calls/s for `seconds`, its statistics to work/sipp-stat.csv."""
+    return [
+        "sipp", "-sf", str(scenario.path), *sipp_args(scenario, work),
+        "-i", "127.0.0.1", "-p", "0", "-m", str(rate * seconds), "-r", str(rate), "-rp", "1000",
+        "-l", str(rate * 5), "-nostdin", "-timeout", f"{seconds + 20}s",
+        "-max_recv_loops", "1000", "-trace_stat", "-stf", str(work / "sipp-stat.csv"),
+        *extra, f"127.0.0.1:{port}",
+    ]  # fmt: skip
+
+
 def sipp_step(bench: Bench, proc: ServerProcess, scenario: SippScenario, rate: int) -> Step:
     calls = rate * STEP_SECONDS
     stat, screen = bench.work / "sipp-stat.csv", bench.work / "sipp-screen.txt"
     for path in (stat, screen):
         path.unlink(missing_ok=True)
-    command = [
-        "sipp", "-sf", str(scenario.path), *sipp_args(scenario, bench.work),
-        "-i", "127.0.0.1", "-p", "0", "-m", str(calls), "-r", str(rate), "-rp", "1000",
-        "-l", str(rate * 5), "-nostdin", "-timeout", f"{STEP_SECONDS + 20}s",
-        "-max_recv_loops", "1000", "-trace_stat", "-stf", str(stat), "-fd", "1",
-        "-trace_screen", "-screen_file", str(screen), f"127.0.0.1:{proc.udp_port}",
-    ]  # fmt: skip
+    screen_args = ("-fd", "1", "-trace_screen", "-screen_file", str(screen))
+    command = sipp_command(scenario, bench.work, proc.udp_port, rate, STEP_SECONDS, *screen_args)
     try:
         result, server_cpu, driver_cpu = measured(proc.process.pid, command, STEP_SECONDS + 40)
     except subprocess.TimeoutExpired:  # sipp overran its own -timeout: a failed step
