@@ -6,7 +6,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models.signals import post_delete, post_save
 
 from ..models import SipAccount
-from .dbthread import current_batch
+from .dbthread import batch_connection, current_batch
 from .rows import Table
 
 _accounts = Table(SipAccount)
@@ -35,7 +35,7 @@ def enabled_account(username: str, domain: str) -> SipAccount | None:
     """The enabled account user@domain (domain in lower case), or None: the lookup every
     authenticated request makes, so it skips the ORM's query building, and on SQLite
     answers from memory while the accounts cannot have changed (`_KnownAccounts`)."""
-    db = connections[DEFAULT_DB_ALIAS]
+    db = batch_connection() or connections[DEFAULT_DB_ALIAS]
     known = _KnownAccounts.of(db)
     if known is None:
         return _lookup(username, domain)

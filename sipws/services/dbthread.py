@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,9 +50,10 @@ from django.db import (
     DatabaseError,
     OperationalError,
     close_old_connections,
-    connection,
+    connections,
     transaction,
 )
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -127,7 +129,7 @@ class _Batch:
                 self._wait_for_lock()
                 return
             self._close()
-            outcomes = _synchronously(self._transaction, began)
+            outcomes = _synchronously(self._transaction, *began)
         except Exception as error:  # BEGIN or COMMIT failed: nothing of this batch is stored
             self._close()
             _synchronously(close_old_connections)  # an unusable connection is dropped
@@ -151,48 +153,63 @@ class _Batch:
         self._close()
         self._answer([_Failed(OperationalError("database is locked"))] * len(self.jobs))
 
-    def _transaction(self, began: transaction.Atomic) -> list:
+    def _transaction(self, db, began: transaction.Atomic) -> list:
         _Batch.running = self
-        raw = connection.connection
+        _here.db = db
         try:
-            outcomes = [job.context.run(_in_savepoint, raw, job) for job in self.jobs]
+            if len(self.jobs) == 1:  # its own transaction undoes it: no savepoint needed
+                outcomes = [self.jobs[0].context.run(_alone, db, began, self.jobs[0])]
+            else:
+                outcomes = [job.context.run(_in_savepoint, db, job) for job in self.jobs]
         except BaseException as error:
             began.__exit__(type(error), error, error.__traceback__)  # ROLLBACK
             raise
         else:
-            began.__exit__(None, None, None)  # COMMIT
+            if not isinstance(outcomes[0], _RolledBack):
+                began.__exit__(None, None, None)  # COMMIT
             return outcomes
         finally:
             _Batch.running = None
+            _here.db = None
 
     def _answer(self, outcomes: list) -> None:
         for job, outcome in zip(self.jobs, outcomes, strict=True):
             if job.done.cancelled():  # the caller left; its job ran all the same
                 continue
-            if isinstance(outcome, _Failed):
+            if isinstance(outcome, (_Failed, _RolledBack)):
                 job.done.set_exception(outcome.error)
             else:
                 job.done.set_result(outcome)
 
 
-def _begin() -> transaction.Atomic | None:
-    """BEGIN IMMEDIATE without waiting: the open transaction, or None while another
-    connection holds the write lock. SQLite's busy handler would sleep on the loop's
-    thread, and stop HTTP, WebSocket and SIP alike."""
+def _begin() -> tuple[BaseDatabaseWrapper, transaction.Atomic] | None:
+    """BEGIN IMMEDIATE without waiting: the connection and its open transaction, or None
+    while another connection holds the write lock. SQLite's busy handler would sleep on
+    the loop's thread, and stop HTTP, WebSocket and SIP alike."""
     _housekeeping()  # never inside a transaction: it may close the connection
-    connection.ensure_connection()
-    raw = connection.connection
-    raw.execute("PRAGMA busy_timeout = 0")
-    began = transaction.atomic()
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+    _never_wait(db.connection)
+    began = transaction.atomic(using=DEFAULT_DB_ALIAS)
     try:
         began.__enter__()
     except OperationalError as error:
         if "database is locked" not in str(error):
             raise
         return None
-    finally:
-        raw.execute(f"PRAGMA busy_timeout = {int(_busy_timeout() * 1000)}")
-    return began
+    return db, began
+
+
+_nonblocking: list = [None]  # the loop's SQLite connection, once its busy timeout is 0
+
+
+def _never_wait(raw) -> None:
+    """A busy timeout of 0 on the loop's connection, set once per connection. Only BEGIN
+    can meet the lock held elsewhere: every other statement of this connection runs
+    inside the transaction it opened (WAL readers take no lock)."""
+    if _nonblocking[0] is not raw:
+        raw.execute("PRAGMA busy_timeout = 0")
+        _nonblocking[0] = raw
 
 
 @functools.cache
@@ -209,58 +226,99 @@ class _Failed:
     error: Exception
 
 
-def _in_savepoint(raw, job: _Job):
-    if not raw.in_transaction:  # SQLite rolled it back (a full disk): nothing to join
-        raise DatabaseError("this turn's transaction was rolled back")
-    raw.execute("SAVEPOINT sipws")
-    hooks = len(connection.run_on_commit)
-    connection.sipws_batch_job = True
+@dataclass(slots=True)
+class _RolledBack:
+    """The batch's only job raised, and the transaction was rolled back with it."""
+
+    error: Exception
+
+
+def _alone(db, began: transaction.Atomic, job: _Job):
+    """The batch's only job: the transaction itself undoes it if it raises."""
+    _here.job = True
     try:
         result = job.function(*job.args, **job.kwargs)
     except Exception as error:
-        _undo(raw, hooks)
+        began.__exit__(type(error), error, error.__traceback__)  # ROLLBACK
+        return _RolledBack(error)
+    finally:
+        _here.job = False
+    db.needs_rollback = False  # see _in_savepoint
+    return result
+
+
+def _in_savepoint(db, job: _Job):
+    raw = db.connection
+    if not raw.in_transaction:  # SQLite rolled it back (a full disk): nothing to join
+        raise DatabaseError("this turn's transaction was rolled back")
+    raw.execute("SAVEPOINT sipws")
+    hooks = len(db.run_on_commit)
+    _here.job = True
+    try:
+        result = job.function(*job.args, **job.kwargs)
+    except Exception as error:
+        _undo(db, hooks)
         return _Failed(error)
     finally:
-        connection.sipws_batch_job = False
+        _here.job = False
     # A failed statement the job caught was undone by SQLite alone, as it would have been
     # outside a transaction: the job's other writes stand, and so does the batch.
-    connection.needs_rollback = False
+    db.needs_rollback = False
     raw.execute("RELEASE sipws")
     return result
+
+
+class _Here(threading.local):
+    """What the batch running on this thread shares with its jobs: its connection, and
+    whether a job is running (so that `atomic()` is a bare savepoint)."""
+
+    db: BaseDatabaseWrapper | None = None
+    job = False
+
+
+_here = _Here()
+
+
+def batch_connection() -> BaseDatabaseWrapper | None:
+    """The connection of the batch running on this thread, if any: looked up once per
+    batch instead of once per statement (`connections[...]` costs a context lookup)."""
+    return _here.db
 
 
 def atomic():
     """`transaction.atomic()` for engine jobs. Inside a job of a batch it is a bare SQLite
     savepoint, with the effect of Django's (the block's writes go if it raises, or if a
     statement in it failed) for a fraction of the cost."""
-    if getattr(connection, "sipws_batch_job", False):
-        return _savepoint(connection.connection)
+    if _here.job:
+        return _savepoint(_here.db)
     return transaction.atomic()
 
 
 @contextlib.contextmanager
-def _savepoint(raw):
+def _savepoint(db):
+    raw = db.connection
     raw.execute("SAVEPOINT sipws")
-    hooks = len(connection.run_on_commit)
+    hooks = len(db.run_on_commit)
     try:
         yield
     except BaseException:
-        _undo(raw, hooks)
+        _undo(db, hooks)
         raise
-    if connection.needs_rollback:  # as Django's atomic: a statement in it failed
-        _undo(raw, hooks)
+    if db.needs_rollback:  # as Django's atomic: a statement in it failed
+        _undo(db, hooks)
     else:
         raw.execute("RELEASE sipws")
 
 
-def _undo(raw, hooks: int) -> None:
+def _undo(db, hooks: int) -> None:
     """Roll back to the last savepoint, and drop the `on_commit` callbacks registered
     since (`hooks` were registered before it), as Django does for its own savepoints."""
+    raw = db.connection
     if raw.in_transaction:  # else SQLite has rolled back everything already
         raw.execute("ROLLBACK TO sipws")
         raw.execute("RELEASE sipws")
-    del connection.run_on_commit[hooks:]
-    connection.needs_rollback = False
+    del db.run_on_commit[hooks:]
+    db.needs_rollback = False
 
 
 def _synchronously(function, *args):

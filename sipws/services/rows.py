@@ -22,9 +22,11 @@ from django.db.models import signals
 from django.db.models.base import ModelState
 from django.utils import timezone
 
+from .dbthread import batch_connection
+
 
 def _db():
-    return connections[DEFAULT_DB_ALIAS]
+    return batch_connection() or connections[DEFAULT_DB_ALIAS]
 
 
 def quote(name: str) -> str:

@@ -258,6 +258,51 @@ def test_on_commit_callbacks_run_after_the_commit_and_only_for_jobs_that_stand()
     assert _stored_elsewhere() == ["a"]
 
 
+def test_a_job_alone_in_its_turn_needs_no_savepoint_and_fails_on_its_own():
+    """A turn with one job: its transaction is its savepoint. When it raises, the
+    transaction is rolled back (its write and `on_commit` callback go), its caller gets
+    the error, and the next turn's job is stored as usual."""
+    committed_hooks.clear()
+
+    async def main():
+        failed = await asyncio.gather(
+            in_db_thread(_publish_with_hook)("a", fail=True), return_exceptions=True
+        )
+        return failed, await in_db_thread(_publish_with_hook)("b")
+
+    ([failed], answer), statements = _run(main)
+    assert isinstance(failed, ValueError) and str(failed) == "boom"
+    assert answer == "b"
+    assert statements.count("SAVEPOINT") == 0
+    assert statements.count("ROLLBACK") == 1
+    assert statements.count("COMMIT") == 1
+    assert committed_hooks == ["b"]
+    assert _stored_elsewhere() == ["b"]
+
+
+def test_a_job_alone_in_its_turn_still_undoes_a_block_that_fails():
+    async def main():
+        return await in_db_thread(_publish_and_catch_a_failed_block)("a", "a-refused")
+
+    answer, _ = _run(main)
+    assert answer == "a"
+    assert _stored_elsewhere() == ["a"]
+
+
+def test_the_loop_connection_is_made_not_to_wait_once_not_per_turn():
+    """BEGIN must not sleep on the loop's thread (see the write-lock tests); the busy
+    timeout is set to 0 once per connection, not around every BEGIN."""
+
+    async def main():
+        for etag in "abc":
+            await in_db_thread(_publish)(etag)
+
+    _, statements = _run(main)
+    assert statements.count("BEGIN") == 3
+    assert statements.count("PRAGMA BUSY_TIMEOUT") <= 1
+    assert _stored_elsewhere() == ["a", "b", "c"]
+
+
 def test_a_batch_left_on_a_closed_loop_does_not_hold_the_next_loops_jobs():
     """A loop closed before its turn ended (a test's, a shut-down server's) leaves its
     queued batch behind; jobs on the next loop start a batch of their own."""
