@@ -5,14 +5,14 @@ errors back. (The cluster tests run the same statements on PostgreSQL.)"""
 import asyncio
 import contextvars
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import signals
 from django.test.utils import CaptureQueriesContext
 
-from sipws.models import ActiveWatcher, Presentity, SipAccount, Watcher
+from sipws.models import ActiveWatcher, Presentity, SipAccount, SubscriptionStatus, Watcher
 from sipws.services import dbthread
 from sipws.services.accounts import (
     change_password,
@@ -120,6 +120,51 @@ def test_increment_and_upsert():
     watchers.upsert([Watcher(**key, status="pending", reason="")], unique, update)
     watchers.upsert([Watcher(**key, status="active", reason="subscribe")], unique, update)
     assert list(Watcher.objects.values_list("status", "reason")) == [("active", "subscribe")]
+
+
+def _stored(model, pk) -> dict:
+    """The row as SQLite holds it, by column less the id: each value as an SQL literal
+    (`quote()`), so that text, numbers and blobs compare before any conversion."""
+    columns = [f.column for f in model._meta.concrete_fields if not f.primary_key]
+    literals = ", ".join(f'quote("{column}")' for column in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT {literals} FROM {model._meta.db_table} WHERE "id" = %s', [pk])
+        return dict(zip(columns, cursor.fetchone(), strict=True))
+
+
+def _differing(model, first_pk, second_pk) -> set[str]:
+    first, second = _stored(model, first_pk), _stored(model, second_pk)
+    return {column for column in first if first[column] != second[column]}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        dict(status=SubscriptionStatus.ACTIVE, expires=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        dict(status="pending", expires=datetime(2030, 1, 2, 3, 4, 5, 6, tzinfo=UTC)),
+        # Not UTC, and not an int: Django's own conversion, which the fast path leaves to it.
+        dict(expires=datetime(2030, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))),
+        dict(remote_cseq="7", version=True, status="active"),
+    ],
+)
+def test_insert_and_update_store_exactly_what_the_orm_stores(values):
+    fields = dict(
+        presentity_uri="sip:alice@localhost", watcher_uri="sip:bob@localhost", event="presence",
+        call_id="c", from_tag="f", to_tag="t", remote_cseq=1, contact="sip:bob@127.0.0.1",
+        flow="udp:127.0.0.1:5060", expires=datetime.now(UTC), status="active",
+        created=datetime(2029, 5, 6, 7, 8, 9, 10, tzinfo=UTC),
+    )  # fmt: skip
+    fields.update(values)
+    table = Table(ActiveWatcher)
+    ours = table.insert(ActiveWatcher(**fields))
+    orm = ActiveWatcher.objects.create(**{**fields, "call_id": "c2"})
+    # `updated` is auto_now: the moment of writing, which differs.
+    assert _differing(ActiveWatcher, ours.pk, orm.pk) == {"updated", "call_id"}
+    changed = {"expires": fields["expires"] + timedelta(seconds=1), "status": "terminated"}
+    table.update(changed, '"id" = %s', [ours.pk])
+    ActiveWatcher.objects.filter(pk=orm.pk).update(**changed)
+    assert _differing(ActiveWatcher, ours.pk, orm.pk) == {"updated", "call_id"}
+    assert _stored(ActiveWatcher, ours.pk)["status"] == "'terminated'"
 
 
 def test_enabled_account_skips_disabled_accounts():
