@@ -66,14 +66,18 @@ def prepare(
     reason: str | None = None,
     now: datetime | None = None,
     body_for: Callable[[ActiveWatcher], bytes | None] | None = None,
+    store_cseq: bool = True,
 ) -> list[Outgoing]:
     """NOTIFYs for these watchers carrying `state` (None: no body); `reason` terminates.
 
     `body_for` gives each watcher its own body instead (partial watcher-info).
+    `store_cseq=False` leaves the rows' CSeq alone: the caller deletes them in this
+    transaction, or has just stored them with the CSeq this NOTIFY takes.
     """
     if not watchers:
         return []
-    active_watchers.increment("local_cseq", [w.pk for w in watchers])
+    if store_cseq:
+        active_watchers.increment("local_cseq", [w.pk for w in watchers])
     now = now or datetime.now(UTC)
     bodies: dict = {}  # one body per distinct view, not one per watcher
     out = []

@@ -108,11 +108,13 @@ def _create(server, request, flow, package, expires, presentity, account):
         status=decision.status,
         reason=decision.reason,
         user_agent=(request.headers.get("User-Agent") or "")[:255],
+        local_cseq=1,  # stored with the row: the CSeq of the first NOTIFY, built below
     )
     active_watchers.insert(watcher)
+    watcher.local_cseq = 0  # `_answer` counts it up to 1 for that NOTIFY
     reason = "rejected" if decision.status == SubscriptionStatus.TERMINATED else "subscribe"
     told = watchers.report(server, [watchers.started(watcher, reason)])
-    response, outgoing = _answer(server, request, flow, package, watcher, expires)
+    response, outgoing = _answer(server, request, flow, package, watcher, expires, new=True)
     return response, outgoing + told
 
 
@@ -141,15 +143,20 @@ def _refresh(server, request, flow, package, expires, account):
     return _answer(server, request, flow, package, watcher, expires)
 
 
-def _answer(server, request, flow, package, watcher, expires):
-    """The 200/202 and the immediate NOTIFY; Expires: 0 makes it the final one (fetch)."""
+def _answer(server, request, flow, package, watcher, expires, *, new=False):
+    """The 200/202 and the immediate NOTIFY; Expires: 0 makes it the final one (fetch).
+
+    A `new` subscription's row already holds that NOTIFY's CSeq; a final NOTIFY's row
+    is deleted here: neither needs the CSeq written.
+    """
     reason = None
     if expires == 0:
         reason = "timeout"
     elif watcher.status == SubscriptionStatus.TERMINATED:
         reason = watcher.reason or "rejected"
     state = current_state(package, watcher.presentity_uri)
-    outgoing = notify.prepare(server, [watcher], state, reason=reason)
+    store_cseq = not new and reason is None
+    outgoing = notify.prepare(server, [watcher], state, reason=reason, store_cseq=store_cseq)
     if reason is not None:
         active_watchers.delete_ids([watcher.pk])
         if reason == "timeout":  # the watcher's own unsubscribe or fetch

@@ -148,7 +148,9 @@ def test_publication_expiry_notifies_watchers_with_the_remaining_state(server):
 
 
 def test_local_cseq_strictly_increases_across_changes(server):
-    _subscribe(server)
+    _, [first] = _subscribe(server)
+    assert _notify(first).cseq.number == 1
+    assert ActiveWatcher.objects.get().local_cseq == 1  # stored with the new row
     etag = None
     seen = []
     for n in range(5):
