@@ -90,6 +90,13 @@ class Headers:
         for name, value in fields or ():
             self.add(name, value)
 
+    @classmethod
+    def adopt(cls, fields: list[tuple[str, str]]) -> Headers:
+        """Headers holding `fields` as they are: names canonical, values str."""
+        headers = cls()
+        headers._fields = fields
+        return headers
+
     def add(self, name: str, value: str) -> None:
         self._fields.append((canonical_name(name), str(value)))
 
@@ -322,20 +329,38 @@ def _start_line(line: str) -> tuple[Request | Response, str]:
 
 
 def _header_fields(lines: list[str]) -> Headers:
-    fields: list[tuple[str, list[str]]] = []
+    fields: list[tuple[str, str]] = []
     for line in lines:
         if line[:1] in (" ", "\t"):
             # Folded continuation line (RFC 3261 §7.3.1): part of the previous value.
             if not fields:
                 raise ParseError("continuation line without a header")
-            fields[-1][1].append(line.strip())
+            part = line.strip()
+            if part:
+                name, value = fields[-1]
+                fields[-1] = (name, f"{value} {part}" if value else part)
             continue
         name, colon, value = line.partition(":")
-        name = name.strip()
-        if not colon or not is_token(name):
-            raise ParseError(f"bad header line {line[:40]!r}")
-        fields.append((name, [value.strip()]))
-    return Headers([(name, " ".join(p for p in parts if p)) for name, parts in fields])
+        canonical = _NAMES_SEEN.get(name) if colon else None
+        if canonical is None:
+            canonical = _header_name(name, colon, line)
+        fields.append((canonical, value.strip()))
+    return Headers.adopt(fields)
+
+
+# Header names as received → canonical: a message has a dozen, nearly always the same.
+_NAMES_SEEN: dict[str, str] = {}
+_MAX_NAMES_SEEN = 512  # beyond this (a peer sending made-up names) names are not kept
+
+
+def _header_name(name: str, colon: str, line: str) -> str:
+    stripped = name.strip()
+    if not colon or not is_token(stripped):
+        raise ParseError(f"bad header line {line[:40]!r}")
+    canonical = canonical_name(stripped)
+    if len(_NAMES_SEEN) < _MAX_NAMES_SEEN:
+        _NAMES_SEEN[name] = canonical
+    return canonical
 
 
 def _check(message: Request | Response, stream: bool) -> None:

@@ -141,6 +141,24 @@ def test_header_folding_with_spaces_and_tabs():
     assert parse_request(folded_to).to.sip_uri.user == "bob"
 
 
+def test_header_names_seen_before_are_still_checked_for_their_colon():
+    """Names as received are remembered (a message has the same dozen); a line that is
+    only a known name, without its colon, is still malformed."""
+    assert parse_request(message(length=0)).headers.get("Event") == "presence"
+    assert error_of(message("Event\r\n", length=0)).status == 400
+    spaced = parse_request(message("Subject : 60\r\n", length=0))
+    assert spaced.headers.get("Subject") == "60"
+
+
+def test_made_up_header_names_are_parsed_but_not_all_remembered():
+    from sipws.core import message as module
+
+    for n in range(module._MAX_NAMES_SEEN + 50):
+        parsed = parse_request(message(f"X-Made-Up-{n}: {n}\r\n", length=0))
+        assert parsed.headers.get(f"x-made-up-{n}") == str(n)
+    assert len(module._NAMES_SEEN) <= module._MAX_NAMES_SEEN
+
+
 def test_lf_line_ends_and_leading_crlf_are_accepted():
     data = b"\r\n\r\n" + message(length=0).replace(b"\r\n", b"\n")
     assert parse_request(data).call_id == "a84b4c76e66710"
