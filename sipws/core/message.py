@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
-from functools import cached_property
+from collections.abc import Callable, Iterator
 
 from . import tokens
 from .errors import ParseError
@@ -78,6 +77,24 @@ _REQUEST_LINE = re.compile(r"^([A-Za-z0-9\-.!%*_+`'~]+) (\S+) SIP/([0-9]+\.[0-9]
 # Exactly three digits: "SIP/2.0 4294967301 ..." is not a 429 (RFC 4475 §3.1.2.19). The SP
 # before an empty reason phrase is required by the grammar; we accept it missing.
 _STATUS_LINE = re.compile(r"^SIP/([0-9]+\.[0-9]+) ([0-9]{3})(?: (.*))?$")
+
+
+class _parsed_once:  # noqa: N801 (used as a decorator, like functools.cached_property)
+    """A header parsed on first use and kept in the instance: `functools.cached_property`
+    without the lock it takes on Python 3.11, which a message reads half a dozen times."""
+
+    def __init__(self, parse: Callable) -> None:
+        self.parse = parse
+        self.__doc__ = parse.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.parse(instance)
+        return value
 
 
 class Headers:
@@ -162,7 +179,7 @@ class Message:
         head = "\r\n".join(lines) + "\r\n\r\n"
         return head.encode("utf-8", "surrogateescape") + self.body
 
-    @cached_property
+    @_parsed_once
     def vias(self) -> list[Via]:
         return [Via.parse(v) for v in self.headers.get_all("Via")]
 
@@ -170,7 +187,7 @@ class Message:
     def top_via(self) -> Via:
         return self.vias[0]
 
-    @cached_property
+    @_parsed_once
     def cseq(self) -> CSeq:
         return CSeq.parse(self._required("CSeq"))
 
@@ -178,15 +195,15 @@ class Message:
     def call_id(self) -> str:
         return self._required("Call-ID")
 
-    @cached_property
+    @_parsed_once
     def from_(self) -> NameAddr:
         return NameAddr.parse(self._required("From"))
 
-    @cached_property
+    @_parsed_once
     def to(self) -> NameAddr:
         return NameAddr.parse(self._required("To"))
 
-    @cached_property
+    @_parsed_once
     def contacts(self) -> list[NameAddr]:
         """Contact entries; the `*` of an unregister-all is left to the registrar."""
         return [NameAddr.parse(v) for v in self.headers.get_all("Contact") if v != "*"]
@@ -196,7 +213,7 @@ class Message:
         value = self.headers.get("Expires")
         return None if value is None else parse_delta_seconds(value)
 
-    @cached_property
+    @_parsed_once
     def event(self) -> Event | None:
         value = self.headers.get("Event")
         return None if value is None else Event.parse(value)
@@ -229,7 +246,7 @@ class Request(Message):
         """The Request-URI scheme, lowercase: what a server checks before answering 416."""
         return self.uri.partition(":")[0].lower()
 
-    @cached_property
+    @_parsed_once
     def sip_uri(self) -> SipUri:
         """The Request-URI as a SipUri; another scheme raises ParseError 416 (§8.2.2.1)."""
         if self.uri_scheme not in ("sip", "sips"):

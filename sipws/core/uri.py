@@ -348,8 +348,8 @@ def _is_gen_value(value: str) -> bool:
 
 def split_outside_quotes(text: str, sep: str) -> list[str]:
     """Split on sep where it is not inside a quoted string or <...>."""
-    if '"' not in text and "<" not in text and ">" not in text:
-        return text.split(sep)  # the common case, at C speed
+    if '"' not in text and ("<" not in text and ">" not in text or sep not in text):
+        return text.split(sep)  # the common cases, at C speed
     parts, start, i, in_quotes, depth = [], 0, 0, False, 0
     while i < len(text):
         c = text[i]
