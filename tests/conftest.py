@@ -14,6 +14,15 @@ USERS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _forget_kept_answers():
+    """The test database is emptied between tests without signals, on the connection
+    that keeps answers (services/kept): what a test kept would outlive its rows."""
+    from sipws.services.kept import forget_everything
+
+    forget_everything()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     proc = provision(tmp_path_factory.mktemp("server"), USERS)

@@ -26,15 +26,20 @@ PIDF = "application/pidf+xml"
 
 
 def pidf_manipulation(presentity: str) -> list[Publication]:
-    rows = presence_policy.documents.select(
-        *presence_policy.rules_documents([PIDF_MANIPULATION], presentity)
+    where, params = presence_policy.rules_documents([PIDF_MANIPULATION], presentity)
+    publications = presence_policy.kept_documents.get(
+        ("pidf-manipulation", *params), lambda: _pidf_manipulation(where, params)
     )
-    if not rows:
+    if not publications:
         external.want(presentity)
-    return [
+    return list(publications)
+
+
+def _pidf_manipulation(where: str, params: list) -> tuple[Publication, ...]:
+    return tuple(
         Publication(bytes(r.body), PIDF, r.etag, r.updated.timestamp(), "xcap:pidf-manipulation")
-        for r in rows
-    ]
+        for r in presence_policy.documents.select(where, params)
+    )
 
 
 def on_document_changed(sender, *, auid, xui, name, deleted, **kwargs) -> None:

@@ -15,6 +15,7 @@ from django.conf import settings
 from lxml import etree
 
 from sipws import xmlsafe
+from sipws.services.kept import KeptAnswers
 from sipws.services.policy import ALLOW, Decision, batch_cache
 from sipws.services.rows import Table
 
@@ -22,6 +23,8 @@ from . import external, presrules
 from .models import XcapDocument
 
 documents = Table(XcapDocument)
+# Which documents a presentity has, as read while no XCAP document changed (services/kept).
+kept_documents = KeptAnswers("xcap-documents", XcapDocument)
 
 log = logging.getLogger("xcapapi.policy")
 PRES_RULES_AUIDS = ("pres-rules", "org.openmobilealliance.pres-rules")
@@ -105,7 +108,12 @@ def _load_ruleset(presentity: str) -> etree._Element | None:
     where, params = rules_documents(PRES_RULES_AUIDS, presentity)
     rank = PRES_RULES_AUIDS.index
     versions = sorted(
-        documents.execute(f'SELECT "auid", "etag" FROM {documents.name} WHERE {where}', params),
+        kept_documents.get(
+            ("versions", *params),
+            lambda: documents.execute(
+                f'SELECT "auid", "etag" FROM {documents.name} WHERE {where}', params
+            ),
+        ),
         key=lambda row: rank(row[0]),
     )
     if not versions:

@@ -2,11 +2,10 @@
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models.signals import post_delete, post_save
+from django.db import transaction
 
 from ..models import SipAccount
-from .dbthread import batch_connection, current_batch
+from .kept import KeptAnswers
 from .rows import Table
 
 _accounts = Table(SipAccount)
@@ -34,86 +33,15 @@ def check_domain(domain: str) -> None:
 def enabled_account(username: str, domain: str) -> SipAccount | None:
     """The enabled account user@domain (domain in lower case), or None: the lookup every
     authenticated request makes, so it skips the ORM's query building, and on SQLite
-    answers from memory while the accounts cannot have changed (`_KnownAccounts`)."""
-    db = batch_connection() or connections[DEFAULT_DB_ALIAS]
-    known = _KnownAccounts.of(db)
-    if known is None:
-        return _lookup(username, domain)
-    key = (username, domain)
-    if key in known.answers:
-        return known.answers[key]
-    account = _lookup(username, domain)
-    known.keep(key, account)
-    return account
+    answers from memory while the accounts cannot have changed (services/kept)."""
+    return _known_accounts.get((username, domain), lambda: _lookup(username, domain))
 
 
 def _lookup(username: str, domain: str) -> SipAccount | None:
     return _accounts.first('"username" = %s AND "domain" = %s AND "enabled"', [username, domain])
 
 
-class _KnownAccounts:
-    """`enabled_account`'s answers on one SQLite connection, kept while they are current.
-
-    SQLite's `PRAGMA data_version` changes when any other connection commits: another
-    thread's (admin, REST API), or another process's (`manage.py sipuser`). This
-    connection's own writes go through `Model.save()` and `delete()`, whose signals
-    forget every answer; after such a write inside a transaction nothing is kept until it
-    ends, as it may yet roll back. The check is one statement against the indexed lookup
-    and model building it replaces, and one per engine batch (dbthread): while a batch is
-    open this process holds the write lock, so no connection can commit. PostgreSQL (a
-    cluster) reads every time: a change on another node would go unseen.
-    """
-
-    LIMIT = 10_000  # answers kept per connection; all are forgotten when it is reached
-    generation = 0  # bumped by this process's writes to SipAccount
-
-    def __init__(self, raw, version: int) -> None:
-        self.raw, self.version = raw, version
-        self.generation = _KnownAccounts.generation
-        self.answers: dict[tuple[str, str], SipAccount | None] = {}
-        self.checked_in = None  # the batch whose write lock made the version current
-
-    @classmethod
-    def of(cls, db) -> "_KnownAccounts | None":
-        """The current answers of `db`'s connection, or None where none may be kept."""
-        raw = db.connection
-        if db.vendor != "sqlite" or raw is None:
-            return None
-        if db.in_atomic_block and _wrote_accounts_in(db) is db.atomic_blocks[0]:
-            return None
-        known = getattr(db, "_sipws_known_accounts", None)
-        if known is not None and (known.raw is not raw or known.generation != cls.generation):
-            known = None
-        batch = current_batch()
-        if known is not None and batch is not None and known.checked_in is batch:
-            return known
-        with db.wrap_database_errors:
-            version = raw.execute("PRAGMA data_version").fetchone()[0]
-        if known is None or known.version != version:
-            known = db._sipws_known_accounts = cls(raw, version)
-        known.checked_in = batch
-        return known
-
-    def keep(self, key: tuple[str, str], account: SipAccount | None) -> None:
-        if len(self.answers) >= self.LIMIT:
-            self.answers.clear()
-        self.answers[key] = account
-
-
-def _forget_accounts(using=DEFAULT_DB_ALIAS, **_) -> None:
-    _KnownAccounts.generation += 1
-    db = connections[using]
-    if db.in_atomic_block:  # the outermost block: its transaction may yet roll back
-        db._sipws_wrote_accounts_in = db.atomic_blocks[0]
-
-
-def _wrote_accounts_in(db):
-    """The outermost atomic block of the last transaction that wrote accounts here."""
-    return getattr(db, "_sipws_wrote_accounts_in", None)
-
-
-post_save.connect(_forget_accounts, sender=SipAccount, dispatch_uid="sipws-known-accounts")
-post_delete.connect(_forget_accounts, sender=SipAccount, dispatch_uid="sipws-known-accounts")
+_known_accounts = KeptAnswers("accounts", SipAccount)
 
 
 def get_account(identity: str) -> SipAccount:
