@@ -10,7 +10,6 @@ from a request as §8.2.6 says.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable, Iterator
 
 from . import tokens
@@ -381,12 +380,12 @@ def _header_name(name: str, colon: str, line: str) -> str:
 
 
 def _check(message: Request | Response, stream: bool) -> None:
-    counts = Counter(name for name, _ in message.headers)
+    names = [name for name, _ in message.headers]
     for name in MANDATORY:
-        if not counts[name]:
+        if name not in names:
             raise ParseError(f"missing {name}")
     for name in SINGLE:
-        if counts[name] > 1:
+        if names.count(name) > 1:
             raise ParseError(f"more than one {name}")
     if not message.headers.get("Call-ID", "").strip():
         raise ParseError("empty Call-ID")

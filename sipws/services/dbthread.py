@@ -84,9 +84,9 @@ def runs_inline() -> bool:
 
 
 def current_batch() -> _Batch | None:
-    """The SQLite transaction whose jobs are running, if any. While they run this process
-    holds the write lock, so no other connection can commit."""
-    return _Batch.running
+    """The SQLite transaction whose jobs are running on this thread, if any. While they
+    run this process holds the write lock, so no other connection can commit."""
+    return _Batch.running if _here.db is not None else None
 
 
 @dataclass(slots=True)

@@ -38,6 +38,7 @@ class KeptAnswers:
         self.generation = 0  # bumped by this process's writes to the models
         self._kept = f"_sipws_kept_{name}"
         self._wrote_in = f"_sipws_wrote_{name}_in"
+        self._checked: tuple = (None, None, 0, None)
         _every.append(self)
         for model in models:
             uid = f"sipws-kept-{name}-{model._meta.label}"
@@ -62,6 +63,16 @@ class KeptAnswers:
 
     def _current(self, db) -> dict | None:
         """The current answers of `db`'s connection, or None where none may be kept."""
+        batch = current_batch()
+        checked = self._checked  # the answers as found current earlier in this batch
+        if batch is not None and checked[0] is batch and checked[1] is db:
+            if checked[2] == self.generation:
+                return checked[3]
+        answers = self._check(db)
+        self._checked = (batch, db, self.generation, answers)
+        return answers
+
+    def _check(self, db) -> dict | None:
         raw = db.connection
         if db.vendor != "sqlite" or raw is None:
             return None

@@ -283,8 +283,9 @@ def _sqlite_preparer(field: models.Field) -> Callable[[Any, Any], Any]:
 
 
 def _sqlite_text(value: datetime) -> str:
-    """An aware UTC datetime as Django stores it in SQLite: naive UTC, `str()` form."""
-    return str(value.replace(tzinfo=None))
+    """An aware UTC datetime as Django stores it in SQLite: naive UTC, `str()` form
+    (which is `isoformat(" ")`, here less its "+00:00")."""
+    return value.isoformat(" ")[:-6]
 
 
 def _fast_sqlite_datetime(django_converter):
