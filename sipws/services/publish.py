@@ -128,7 +128,7 @@ def _apply(server, request, package, expires, presentity, etag, account):
             response = make_response(request, 503, "Service Unavailable (too many publications)")
             response.headers.add("Retry-After", "60")
             raise Reject(response)
-    row = Presentity(
+    row = presentities.new(
         uri=presentity,
         event=package.name,
         etag=_new_etag(),

@@ -88,7 +88,7 @@ def _create(server, request, flow, package, expires, presentity, account):
         raise Reject(make_response(request, 403, f"Forbidden ({decision.reason})"))
     now = datetime.now(UTC)
     event = request.event
-    watcher = ActiveWatcher(
+    watcher = active_watchers.new(
         presentity_uri=presentity,
         watcher_uri=account.aor,
         watcher_display=request.from_.display_name or "",

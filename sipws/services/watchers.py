@@ -56,7 +56,7 @@ def report(server, changes: list[WatcherChange]) -> list:
 
 
 def _row(change: WatcherChange) -> Watcher:
-    return Watcher(
+    return _watchers.new(
         presentity_uri=change.presentity,
         watcher_uri=change.watcher,
         event=change.event,

@@ -92,6 +92,24 @@ def test_selects_still_send_init_signals_when_someone_listens():
     assert seen == [row]
 
 
+def test_new_instances_are_what_the_model_makes_defaults_included():
+    values = dict(
+        presentity_uri="sip:alice@localhost", watcher_uri="sip:bob@localhost", event="presence",
+        call_id="c", from_tag="f", to_tag="t", remote_cseq=1, contact="sip:bob@127.0.0.1",
+        flow="udp:127.0.0.1:5060", expires=datetime(2030, 1, 1, tzinfo=UTC), status="active",
+    )  # fmt: skip
+    ours, model = Table(ActiveWatcher).new(**values), ActiveWatcher(**values)
+    attnames = [f.attname for f in ActiveWatcher._meta.concrete_fields]
+    mine = {name: getattr(ours, name) for name in attnames if name != "created"}
+    assert mine == {name: getattr(model, name) for name in attnames if name != "created"}
+    assert ours.local_cseq == 0 and ours.pk is None and ours.created.tzinfo is not None
+    assert (ours._state.adding, ours._state.db) == (True, None)
+    Table(ActiveWatcher).insert(ours)
+    assert ActiveWatcher.objects.get(pk=ours.pk).call_id == "c"
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        Table(ActiveWatcher).new(**values, colour="red")
+
+
 def test_update_count_delete_and_increment():
     row = presentities.insert(_publication())
     row.etag = "e2"
