@@ -8,6 +8,13 @@ compare, since a shared machine only ever adds time. Small changes that a sipp s
 cannot resolve show here (docs/benchmarks.md, "Where the time goes"):
 
     .venv/bin/python bench/inprocess.py --calls 300 --runs 10
+
+CPU time on a shared virtual machine varies by a third from run to run. `--instructions`
+counts instead the instructions each call takes, under valgrind's callgrind (Debian
+package `valgrind`; about fifty times slower, so fewer calls do): the count repeats to a
+tenth of a percent, and a change of one or two percent shows.
+
+    .venv/bin/python bench/inprocess.py --calls 128 --runs 1 --together 32 --instructions
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import gc
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -133,9 +141,50 @@ class Loop:
         await self.exchange(answer(final), port)
 
 
-async def measure(loop: Loop, name: str, calls: int, runs: int, together: int) -> list[float]:
-    """µs of CPU per call, per run; `together` calls at a time, as a loaded server has
-    several requests waiting on each turn of its loop."""
+class CpuTime:
+    unit = "µs"
+
+    def start(self) -> None:
+        self.started = time.process_time()
+
+    def stop(self) -> float:
+        return (time.process_time() - self.started) * 1e6
+
+
+class Instructions:
+    """Instructions run between start and stop, counted by the callgrind this process
+    runs under (`--instructions`): instrumentation is switched on for the measured calls
+    only, and each run's counts are dumped to a file of their own and read back."""
+
+    unit = "instructions"
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def start(self) -> None:
+        self._control("--instr=on")
+
+    def stop(self) -> float:
+        self._control("--instr=off")
+        before = set(self.folder.iterdir())
+        self._control("--dump")
+        [dump] = set(self.folder.iterdir()) - before
+        totals = re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)
+        return float(totals[1])
+
+    @staticmethod
+    def _control(option: str) -> None:
+        command = ["callgrind_control", option, str(os.getpid())]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"callgrind_control {option}: {done.stderr.strip()}")
+
+
+async def measure(
+    loop: Loop, name: str, calls: int, runs: int, together: int, meter
+) -> list[float]:
+    """What a call costs (`meter`: µs of CPU, or instructions), per run; `together` calls
+    at a time, as a loaded server has several requests waiting on each turn of its loop."""
     call = getattr(loop, name)
 
     async def calls_from(first: int, count: int) -> None:
@@ -148,10 +197,10 @@ async def measure(loop: Loop, name: str, calls: int, runs: int, together: int) -
     gc.freeze()  # as the server does once started (runtime.freeze_startup_heap)
     results, n = [], 100
     for _ in range(runs):
-        start = time.process_time()
+        meter.start()
         await calls_from(n, calls)
+        results.append(meter.stop() / calls)
         n += calls
-        results.append((time.process_time() - start) / calls * 1e6)
     return results
 
 
@@ -163,7 +212,14 @@ def main() -> None:
     parser.add_argument(
         "--together", type=int, default=1, help="calls run at once (default 1: one at a time)"
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per call under valgrind's callgrind instead of CPU time",
+    )
     args = parser.parse_args()
+    if args.instructions and UNDER_CALLGRIND not in os.environ:
+        sys.exit(_under_callgrind())
     data_dir = Path(tempfile.mkdtemp(prefix="sipws-inprocess-"))
     provision(data_dir)
     os.environ.update(
@@ -183,14 +239,34 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+UNDER_CALLGRIND = "SIPWS_CALLGRIND_DIR"  # set for the copy of this script callgrind runs
+
+
+def _under_callgrind() -> int:
+    """Run this script again under callgrind, instrumentation off until `Instructions`
+    switches it on; its exit status."""
+    if shutil.which("valgrind") is None:
+        print("--instructions needs valgrind (Debian package valgrind)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="sipws-callgrind-") as folder:
+        command = [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no",
+            f"--callgrind-out-file={folder}/callgrind.out", "--log-file=/dev/null",
+            sys.executable, *sys.argv,
+        ]  # fmt: skip
+        return subprocess.run(command, env={**os.environ, UNDER_CALLGRIND: folder}).returncode
+
+
 async def run_all(args) -> None:
     loop = Loop()
+    folder = os.environ.get(UNDER_CALLGRIND)
+    meter = Instructions(folder) if folder else CpuTime()
     scenarios = {"publish": "publish_lifecycle", "subscribe": "subscribe_dialog"}
     for key, name in scenarios.items():
         if args.only in (None, key):
-            results = await measure(loop, name, args.calls, args.runs, args.together)
+            results = await measure(loop, name, args.calls, args.runs, args.together, meter)
             runs = " ".join(f"{r:.0f}" for r in results)
-            print(f"{name}: best {min(results):.0f} µs/call; runs {runs}", flush=True)
+            print(f"{name}: best {min(results):.0f} {meter.unit}/call; runs {runs}", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 # browser tests, Node for the JsSIP bundle, PostgreSQL and Redis for the scale-out mode)
 # and `make bench` (sipp, wrk for the XCAP scenario). With the argument `bench` (as
 # `make bench` calls it) also Kamailio and its presence modules, which the benchmark runs
-# side by side with ours; CI (.ci/run) does not run the benchmark and goes without.
+# side by side with ours, and valgrind (bench/inprocess.py --instructions); CI (.ci/run)
+# does not run the benchmark and goes without.
 # Idempotent: when everything is present and running it never touches apt, so a second
 # run costs seconds. Meant for root on Debian 12 (a developer machine or CI), no prompts.
 set -euo pipefail
@@ -22,7 +23,7 @@ fresh_kamailio=0
 if [ "${1:-}" = bench ]; then
     installed kamailio || fresh_kamailio=1
     for pkg in kamailio kamailio-presence-modules kamailio-sqlite-modules \
-        kamailio-websocket-modules kamailio-xml-modules; do
+        kamailio-websocket-modules kamailio-xml-modules valgrind; do
         installed "$pkg" || missing+=("$pkg")
     done
 fi
