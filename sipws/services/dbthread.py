@@ -20,7 +20,8 @@ through `in_db_thread`.
 On SQLite the jobs of one turn of the loop also share one transaction (`_Batch`, a group
 commit). A job is queued, and once the tasks ready this turn have run, the queued jobs
 run back to back between one BEGIN IMMEDIATE and one COMMIT, each in a savepoint of its
-own, so a failing job undoes only its own writes. Every caller gets its job's result
+own, so a failing job undoes only its own writes (a turn's only job needs none: the
+transaction is rolled back instead). Every caller gets its job's result
 after the COMMIT, so nothing is acknowledged before it is stored, as before; but a loop
 that falls behind (the UDP socket hands it up to 32 datagrams a turn) pays for one
 commit per turn instead of one per request. The write lock is held only while the jobs
@@ -157,15 +158,18 @@ class _Batch:
         _Batch.running = self
         _here.db = db
         try:
-            if len(self.jobs) == 1:  # its own transaction undoes it: no savepoint needed
-                outcomes = [self.jobs[0].context.run(_alone, db, began, self.jobs[0])]
+            if len(self.jobs) == 1:  # the transaction undoes it if need be: no savepoint
+                outcomes = [self.jobs[0].context.run(_alone, db, self.jobs[0])]
             else:
                 outcomes = [job.context.run(_in_savepoint, db, job) for job in self.jobs]
         except BaseException as error:
             began.__exit__(type(error), error, error.__traceback__)  # ROLLBACK
             raise
         else:
-            if not isinstance(outcomes[0], _RolledBack):
+            failed = outcomes[0].error if isinstance(outcomes[0], _Failed) else None
+            if len(self.jobs) == 1 and failed is not None:
+                began.__exit__(type(failed), failed, failed.__traceback__)  # ROLLBACK
+            else:
                 began.__exit__(None, None, None)  # COMMIT
             return outcomes
         finally:
@@ -176,7 +180,7 @@ class _Batch:
         for job, outcome in zip(self.jobs, outcomes, strict=True):
             if job.done.cancelled():  # the caller left; its job ran all the same
                 continue
-            if isinstance(outcome, (_Failed, _RolledBack)):
+            if isinstance(outcome, _Failed):
                 job.done.set_exception(outcome.error)
             else:
                 job.done.set_result(outcome)
@@ -226,21 +230,13 @@ class _Failed:
     error: Exception
 
 
-@dataclass(slots=True)
-class _RolledBack:
-    """The batch's only job raised, and the transaction was rolled back with it."""
-
-    error: Exception
-
-
-def _alone(db, began: transaction.Atomic, job: _Job):
-    """The batch's only job: the transaction itself undoes it if it raises."""
+def _alone(db, job: _Job):
+    """The batch's only job; if it raises, the batch rolls its transaction back."""
     _here.job = True
     try:
         result = job.function(*job.args, **job.kwargs)
     except Exception as error:
-        began.__exit__(type(error), error, error.__traceback__)  # ROLLBACK
-        return _RolledBack(error)
+        return _Failed(error)
     finally:
         _here.job = False
     db.needs_rollback = False  # see _in_savepoint
