@@ -24,6 +24,7 @@ newer state.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import secrets
@@ -31,8 +32,11 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import connection
+from django.dispatch import receiver
 
+from .dbthread import batch_connection
 from .logonce import log_once
 
 log = logging.getLogger("sipws.ordering")
@@ -58,6 +62,8 @@ def lock_presentities(uris: Iterable[str]) -> None:
     Keys are locked in ascending order, so two transactions that lock several
     presentities cannot deadlock on each other.
     """
+    if batch_connection() is not None:  # an engine batch on SQLite: its write lock is held
+        return
     if connection.vendor != "postgresql":
         return
     keys = sorted({advisory_key(uri) for uri in uris})
@@ -196,7 +202,7 @@ class PresentityLocks:
 
     @property
     def cluster(self) -> _ClusterLeases | None:
-        url = settings.REDIS_URL or None
+        url = _redis_url()
         if url != self._cluster_url:  # settings differ in tests
             self._cluster_url = url
             self._cluster = _ClusterLeases(url) if url else None
@@ -272,6 +278,19 @@ class _Acquiring:
 
 
 presentity_lock = PresentityLocks()
+
+
+@functools.cache
+def _redis_url() -> str | None:
+    """REDIS_URL, read once (every change of every presentity asks) until a test's
+    `override_settings` changes it."""
+    return settings.REDIS_URL or None
+
+
+@receiver(setting_changed)
+def _forget_redis_url(setting: str, **_) -> None:
+    if setting == "REDIS_URL":
+        _redis_url.cache_clear()
 
 
 async def change(server, uri: str, work: Callable[[], Awaitable[tuple]]):
