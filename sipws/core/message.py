@@ -426,20 +426,21 @@ def make_response(
     to_tag: str | None = None,
 ) -> Response:
     """A response to `request` per RFC 3261 §8.2.6: Via, From, To (+tag), Call-ID, CSeq."""
-    headers = Headers()
-    for via in request.headers.get_all("Via"):
-        headers.add("Via", via)
-    headers.add("From", request.headers.get("From", ""))
-    to = request.headers.get("To", "")
+    asked = request.headers
+    fields = [("Via", via) for via in asked.get_all("Via")]
+    to = asked.get("To", "")
     if status > 100 and not _has_tag(to):
         to = f"{to};tag={to_tag or new_tag()}"
-    headers.add("To", to)
-    headers.add("Call-ID", request.headers.get("Call-ID", ""))
-    headers.add("CSeq", request.headers.get("CSeq", ""))
-    timestamp = request.headers.get("Timestamp")
+    fields += [
+        ("From", asked.get("From", "")),
+        ("To", to),
+        ("Call-ID", asked.get("Call-ID", "")),
+        ("CSeq", asked.get("CSeq", "")),
+    ]
+    timestamp = asked.get("Timestamp")
     if status == 100 and timestamp is not None:
-        headers.add("Timestamp", timestamp)  # §8.2.6.1
-    return Response(status, reason, headers)
+        fields.append(("Timestamp", timestamp))  # §8.2.6.1
+    return Response(status, reason, Headers.adopt(fields))
 
 
 def _has_tag(to: str) -> bool:

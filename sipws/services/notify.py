@@ -126,26 +126,25 @@ def next_version(subscription: ActiveWatcher) -> int:
 def _build(server, watcher, body, package, now, reason) -> Outgoing:
     flow = Flow.deserialize(watcher.flow)
     branch = server.new_branch()
-    headers = Headers()
-    headers.add(
-        "Via",
-        f"SIP/2.0/{flow.via_transport} {server.config.address_for(flow.transport)}"
-        f";branch={branch};rport",
-    )
-    headers.add("Max-Forwards", "70")
-    headers.add("From", f"<{watcher.presentity_uri}>;tag={watcher.to_tag}")
-    headers.add("To", f"<{watcher.watcher_uri}>;tag={watcher.from_tag}")
-    headers.add("Call-ID", watcher.call_id)
-    headers.add("CSeq", f"{watcher.local_cseq} NOTIFY")
-    for route in filter(None, watcher.route_set.split("\n")):
-        headers.add("Route", route)
-    headers.add("Contact", server_contact(server, flow))
+    address = server.config.address_for(flow.transport)
+    fields = [
+        ("Via", f"SIP/2.0/{flow.via_transport} {address};branch={branch};rport"),
+        ("Max-Forwards", "70"),
+        ("From", f"<{watcher.presentity_uri}>;tag={watcher.to_tag}"),
+        ("To", f"<{watcher.watcher_uri}>;tag={watcher.from_tag}"),
+        ("Call-ID", watcher.call_id),
+        ("CSeq", f"{watcher.local_cseq} NOTIFY"),
+    ]
+    fields += [("Route", route) for route in filter(None, watcher.route_set.split("\n"))]
     event = watcher.event + (f";id={watcher.event_id}" if watcher.event_id else "")
-    headers.add("Event", event)
-    headers.add("Subscription-State", state_header(watcher, now, reason))
+    fields += [
+        ("Contact", server_contact(server, flow)),
+        ("Event", event),
+        ("Subscription-State", state_header(watcher, now, reason)),
+    ]
     if body is not None:
-        headers.add("Content-Type", package.content_types[0])
-    request = Request("NOTIFY", watcher.contact, headers, body or b"")
+        fields.append(("Content-Type", package.content_types[0]))
+    request = Request("NOTIFY", watcher.contact, Headers.adopt(fields), body or b"")
     return Outgoing(
         watcher.pk, flow, bytes(request), branch, reason is not None, _fallback(flow, watcher)
     )
