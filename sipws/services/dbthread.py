@@ -87,7 +87,7 @@ def runs_inline() -> bool:
 def current_batch() -> _Batch | None:
     """The SQLite transaction whose jobs are running on this thread, if any. While they
     run this process holds the write lock, so no other connection can commit."""
-    return _Batch.running if _here.db is not None else None
+    return _here.batch
 
 
 @dataclass(slots=True)
@@ -103,7 +103,6 @@ class _Batch:
     """The engine jobs queued in one turn of the event loop, and their one transaction."""
 
     queued: _Batch | None = None  # taking jobs until the end of this turn
-    running: _Batch | None = None
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -155,8 +154,7 @@ class _Batch:
         self._answer([_Failed(OperationalError("database is locked"))] * len(self.jobs))
 
     def _transaction(self, db, began: transaction.Atomic) -> list:
-        _Batch.running = self
-        _here.db = db
+        _here.batch, _here.db = self, db
         try:
             if len(self.jobs) == 1:  # the transaction undoes it if need be: no savepoint
                 outcomes = [self.jobs[0].context.run(_alone, db, self.jobs[0])]
@@ -173,8 +171,7 @@ class _Batch:
                 began.__exit__(None, None, None)  # COMMIT
             return outcomes
         finally:
-            _Batch.running = None
-            _here.db = None
+            _here.batch, _here.db = None, None
 
     def _answer(self, outcomes: list) -> None:
         for job, outcome in zip(self.jobs, outcomes, strict=True):
@@ -265,9 +262,10 @@ def _in_savepoint(db, job: _Job):
 
 
 class _Here(threading.local):
-    """What the batch running on this thread shares with its jobs: its connection, and
-    whether a job is running (so that `atomic()` is a bare savepoint)."""
+    """The batch running on this thread, which it shares with its jobs: itself, its
+    connection, and whether a job is running (so that `atomic()` is a bare savepoint)."""
 
+    batch: _Batch | None = None
     db: BaseDatabaseWrapper | None = None
     job = False
 
