@@ -24,20 +24,17 @@ newer state.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 
-from django.conf import settings
-from django.core.signals import setting_changed
 from django.db import connection
-from django.dispatch import receiver
 
 from .dbthread import batch_connection
 from .logonce import log_once
+from .settingcache import setting
 
 log = logging.getLogger("sipws.ordering")
 # Advisory lock keys are (namespace, key) pairs of int4; other users of the database keep
@@ -202,7 +199,7 @@ class PresentityLocks:
 
     @property
     def cluster(self) -> _ClusterLeases | None:
-        url = _redis_url()
+        url = setting("REDIS_URL") or None
         if url != self._cluster_url:  # settings differ in tests
             self._cluster_url = url
             self._cluster = _ClusterLeases(url) if url else None
@@ -278,19 +275,6 @@ class _Acquiring:
 
 
 presentity_lock = PresentityLocks()
-
-
-@functools.cache
-def _redis_url() -> str | None:
-    """REDIS_URL, read once (every change of every presentity asks) until a test's
-    `override_settings` changes it."""
-    return settings.REDIS_URL or None
-
-
-@receiver(setting_changed)
-def _forget_redis_url(setting: str, **_) -> None:
-    if setting == "REDIS_URL":
-        _redis_url.cache_clear()
 
 
 async def change(server, uri: str, work: Callable[[], Awaitable[tuple]]):

@@ -16,15 +16,13 @@ from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from typing import Any
 
-from django.conf import settings
-from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models import signals
 from django.db.models.base import ModelState
-from django.dispatch import receiver
 from django.utils import timezone
 
 from .dbthread import batch_connection
+from .settingcache import setting
 
 
 def _db():
@@ -190,9 +188,11 @@ class Table:
 
     def _preparers(self, db) -> dict[str, Callable[[Any, Any], Any]]:
         """Per field, (value, db) → the value as the database takes it (`get_db_prep_save`)."""
-        if _utc_sqlite(db):
-            return self._sqlite_preparers
-        return {f.name: f.get_db_prep_save for f in self.fields}
+        return self._sqlite_preparers if _utc_sqlite(db) else self._django_preparers
+
+    @cached_property
+    def _django_preparers(self) -> dict[str, Callable[[Any, Any], Any]]:
+        return {field.name: field.get_db_prep_save for field in self.fields}
 
     @cached_property
     def _sqlite_preparers(self) -> dict[str, Callable[[Any, Any], Any]]:
@@ -247,25 +247,7 @@ class Table:
 
 
 def _utc_sqlite(db) -> bool:
-    return db.vendor == "sqlite" and _setting("USE_TZ") and db.timezone_name == "UTC"
-
-
-_settings_read: dict[str, Any] = {}
-
-
-def _setting(name: str) -> Any:
-    """A setting read per statement, kept until `override_settings` changes it: every
-    read through Django's lazy settings object costs a chain of Python calls."""
-    try:
-        return _settings_read[name]
-    except KeyError:
-        value = _settings_read[name] = getattr(settings, name)
-        return value
-
-
-@receiver(setting_changed)
-def _forget_setting(setting: str, **_) -> None:
-    _settings_read.pop(setting, None)
+    return db.vendor == "sqlite" and setting("USE_TZ") and db.timezone_name == "UTC"
 
 
 # Fields whose Python values SQLite takes as they are, when of exactly this type; anything
@@ -398,7 +380,7 @@ def _qmark(sql: str) -> str:
 def _cursor(db):
     """A cursor on `db`: SQLite's own where nothing watches the queries (DEBUG, tests
     capturing them, execute wrappers), else Django's."""
-    queries_logged = db.force_debug_cursor or _setting("DEBUG")  # db.queries_logged
+    queries_logged = db.force_debug_cursor or setting("DEBUG")  # db.queries_logged
     if db.vendor == "sqlite" and not queries_logged and not db.execute_wrappers:
         return _SqliteCursor(db)
     return db.cursor()
