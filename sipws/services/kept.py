@@ -34,7 +34,6 @@ class KeptAnswers:
     """Answers that depend only on the rows of `models`, kept per SQLite connection."""
 
     def __init__(self, name: str, *models: type[Model]) -> None:
-        self.name = name
         self.generation = 0  # bumped by this process's writes to the models
         self._kept = f"_sipws_kept_{name}"
         self._wrote_in = f"_sipws_wrote_{name}_in"
