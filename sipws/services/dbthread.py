@@ -228,37 +228,34 @@ class _Failed:
 
 
 def _alone(db, job: _Job):
-    """The batch's only job; if it raises, the batch rolls its transaction back."""
+    """Run one job: its result, or `_Failed`. The batch's only job needs nothing more: if
+    it raises, the batch rolls its transaction back."""
     _here.job = True
     try:
         result = job.function(*job.args, **job.kwargs)
     except Exception as error:
-        return _Failed(error)
-    finally:
-        _here.job = False
-    db.needs_rollback = False  # see _in_savepoint
-    return result
-
-
-def _in_savepoint(db, job: _Job):
-    raw = db.connection
-    if not raw.in_transaction:  # SQLite rolled it back (a full disk): nothing to join
-        raise DatabaseError("this turn's transaction was rolled back")
-    raw.execute("SAVEPOINT sipws")
-    hooks = len(db.run_on_commit)
-    _here.job = True
-    try:
-        result = job.function(*job.args, **job.kwargs)
-    except Exception as error:
-        _undo(db, hooks)
         return _Failed(error)
     finally:
         _here.job = False
     # A failed statement the job caught was undone by SQLite alone, as it would have been
     # outside a transaction: the job's other writes stand, and so does the batch.
     db.needs_rollback = False
-    raw.execute("RELEASE sipws")
     return result
+
+
+def _in_savepoint(db, job: _Job):
+    """Run one of several jobs in a savepoint of its own, undone if it raises."""
+    raw = db.connection
+    if not raw.in_transaction:  # SQLite rolled it back (a full disk): nothing to join
+        raise DatabaseError("this turn's transaction was rolled back")
+    raw.execute("SAVEPOINT sipws")
+    hooks = len(db.run_on_commit)
+    outcome = _alone(db, job)
+    if isinstance(outcome, _Failed):
+        _undo(db, hooks)
+    else:
+        raw.execute("RELEASE sipws")
+    return outcome
 
 
 class _Here(threading.local):
