@@ -54,6 +54,7 @@ class Table:
             f"INSERT INTO {self.name} ({', '.join(quote(f.column) for f in self.insert_fields)})"
         )
         self.insert_row = f"({_marks(self.insert_fields)})"
+        self._selects: dict[tuple, str] = {}
 
     def new(self, **values: Any) -> models.Model:
         """A new instance to `insert()`: `Model(**values)`, defaults included, without its
@@ -85,17 +86,25 @@ class Table:
         limit: int | None = None,
         for_update: bool = False,
     ) -> list:
+        db = _db()
+        key = (where, order, limit, for_update and db.features.has_select_for_update)
+        sql = self._selects.get(key) or self._select_sql(*key)
+        return [self._instance(db, row) for row in _run(db, sql, _adapt(db, params), True)]
+
+    def _select_sql(self, where: str, order: str, limit: int | None, for_update: bool) -> str:
+        """The SELECT for these clauses, written once: its text is also the key of the
+        sqlite3 module's statement cache, and an f-string per call was a new string to
+        hash each time."""
         sql = f"SELECT {self.columns} FROM {self.name} WHERE {where}"
         if order:
             sql += f" ORDER BY {order}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        db = _db()
-        if for_update and db.features.has_select_for_update:
+        if for_update:
             sql += " FOR UPDATE"
-        with _cursor(db) as cursor:
-            cursor.execute(sql, _adapt(db, params))
-            return [self._instance(db, row) for row in cursor.fetchall()]
+        if len(self._selects) < _MAX_STATEMENTS:
+            self._selects[(where, order, limit, for_update)] = sql
+        return sql
 
     def first(self, where: str, params: list, **options) -> Any:
         found = self.select(where, params, limit=1, **options)
@@ -149,11 +158,10 @@ class Table:
         db = _db()
         values = self._insert_values([instance], db)
         sql = f"{self.insert_head} VALUES {self.insert_row}"
-        with _cursor(db) as cursor:
-            if db.features.can_return_columns_from_insert:
-                cursor.execute(f"{sql} RETURNING {self.pk_column}", values)
-                instance.pk = cursor.fetchone()[0]
-            else:
+        if db.features.can_return_columns_from_insert:
+            instance.pk = _run(db, f"{sql} RETURNING {self.pk_column}", values, True)[0][0]
+        else:
+            with db.cursor() as cursor:
                 cursor.execute(sql, values)
                 instance.pk = cursor.lastrowid
         instance._state.adding = False
@@ -201,9 +209,7 @@ class Table:
     def execute(self, sql: str, params: list) -> Any:
         """Run one statement: the rows of a SELECT, else the number of rows changed."""
         db = _db()
-        with _cursor(db) as cursor:
-            cursor.execute(sql, _adapt(db, params))
-            return cursor.fetchall() if sql.startswith("SELECT") else cursor.rowcount
+        return _run(db, sql, _adapt(db, params), sql.startswith("SELECT"))
 
     @cached_property
     def _converters(self) -> list[tuple[int, Any, list]]:
@@ -310,64 +316,36 @@ def _fast_sqlite_datetime(django_converter):
     return convert
 
 
-class _SqliteCursor:
-    """The DB-API cursor of Django's own SQLite connection, for statements written here.
+_MAX_STATEMENTS = 256  # statement texts kept per table (IN lists vary in length)
 
-    Django's cursor wrapper costs about ten times what SQLite takes to run an indexed
-    lookup (async and thread checks, error wrapping, and a regular expression turning
-    each `%s` into `?`). These statements have no literal `%`, so their placeholders are
-    swapped once and cached. Errors still surface as Django's (`wrap_database_errors`),
-    and a broken transaction still refuses further statements.
+
+def _run(db, sql: str, params: list, fetch: bool):
+    """Run one statement on `db` (`params` as the database takes them): its rows when
+    `fetch`, else the number of rows it changed.
+
+    On SQLite, where nothing watches the queries (DEBUG, tests capturing them, execute
+    wrappers), it goes straight to the sqlite3 connection: Django's cursor wrapper costs
+    about ten times what SQLite takes for an indexed lookup (async and thread checks,
+    error wrapping, and a regular expression turning each `%s` into `?`). These
+    statements have no literal `%`, so their placeholders are swapped once and kept.
+    Errors still surface as Django's, and a broken transaction still refuses statements.
     """
+    raw = db.connection
+    if raw is None or db.needs_rollback or not _direct(db):
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if fetch else cursor.rowcount
+    try:
+        cursor = raw.execute(_qmark(sql), params)
+        return cursor.fetchall() if fetch else cursor.rowcount
+    except Exception:
+        with db.wrap_database_errors:
+            raise
 
-    __slots__ = ("db", "cursor")
 
-    def __init__(self, db) -> None:
-        self.db = db
-        self.cursor = None
-
-    def __enter__(self) -> _SqliteCursor:
-        db = self.db
-        if db.needs_rollback:
-            db.validate_no_broken_transaction()
-        if db.connection is None:
-            db.ensure_connection()
-        self.cursor = db.connection.cursor()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.cursor.close()
-
-    # Errors are wrapped only when there is one: entering Django's wrapper around every
-    # call cost more than SQLite's indexed lookups.
-    def execute(self, sql: str, params: list) -> None:
-        try:
-            self.cursor.execute(_qmark(sql), params)
-        except Exception:
-            with self.db.wrap_database_errors:
-                raise
-
-    def fetchall(self) -> list:
-        try:
-            return self.cursor.fetchall()
-        except Exception:
-            with self.db.wrap_database_errors:
-                raise
-
-    def fetchone(self):
-        try:
-            return self.cursor.fetchone()
-        except Exception:
-            with self.db.wrap_database_errors:
-                raise
-
-    @property
-    def rowcount(self) -> int:
-        return self.cursor.rowcount
-
-    @property
-    def lastrowid(self) -> int:
-        return self.cursor.lastrowid
+def _direct(db) -> bool:
+    queries_logged = db.force_debug_cursor or setting("DEBUG")  # db.queries_logged
+    return db.vendor == "sqlite" and not queries_logged and not db.execute_wrappers
 
 
 @lru_cache(maxsize=1024)  # the statements are few and fixed, bar IN (...) lists
@@ -375,15 +353,6 @@ def _qmark(sql: str) -> str:
     if "%%" in sql:
         raise ValueError("statements in rows.py take no literal %")
     return sql.replace("%s", "?")
-
-
-def _cursor(db):
-    """A cursor on `db`: SQLite's own where nothing watches the queries (DEBUG, tests
-    capturing them, execute wrappers), else Django's."""
-    queries_logged = db.force_debug_cursor or setting("DEBUG")  # db.queries_logged
-    if db.vendor == "sqlite" and not queries_logged and not db.execute_wrappers:
-        return _SqliteCursor(db)
-    return db.cursor()
 
 
 def _marks(items: list) -> str:
