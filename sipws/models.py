@@ -104,7 +104,8 @@ class Presentity(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["uri", "event", "etag"], name="unique_etag")]
-        indexes = [models.Index(fields=["uri", "event"])]
+        # publisher: the per-user cap counts a user's publications at each initial PUBLISH.
+        indexes = [models.Index(fields=["uri", "event"]), models.Index(fields=["publisher"])]
         ordering = ["uri", "event", "-received_time"]
         verbose_name_plural = "presentities"
 
@@ -151,7 +152,11 @@ class ActiveWatcher(models.Model):
                 fields=["call_id", "from_tag", "to_tag"], name="unique_subscription_dialog"
             )
         ]
-        indexes = [models.Index(fields=["presentity_uri", "event"])]
+        # watcher_uri: the per-user cap counts a user's subscriptions at each new SUBSCRIBE.
+        indexes = [
+            models.Index(fields=["presentity_uri", "event"]),
+            models.Index(fields=["watcher_uri"]),
+        ]
         ordering = ["presentity_uri", "event", "watcher_uri"]
 
     def __str__(self) -> str:

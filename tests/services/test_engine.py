@@ -180,3 +180,18 @@ def test_subscribe_reads_the_presentitys_rules_once(server):
     rule_reads = [q["sql"] for q in queries if "xcapapi_xcapdocument" in q["sql"]]
     pres_rules_reads = [sql for sql in rule_reads if "pres-rules" in sql]
     assert len(pres_rules_reads) == 1, pres_rules_reads
+
+
+def test_the_per_user_caps_count_through_an_index(server):
+    """The subscription and publication caps count a user's rows at every new SUBSCRIBE
+    and initial PUBLISH: a scan of the whole table would grow with every user's state."""
+    with CaptureQueriesContext(connection) as queries:
+        _subscribe(server)
+        _publish(server, "first")
+    counts = [q["sql"] for q in queries if q["sql"].startswith("SELECT COUNT(*)")]
+    assert len(counts) == 2, counts
+    with connection.cursor() as cursor:
+        for sql in counts:
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+            assert "USING" in plan and "INDEX" in plan, (sql, plan)
