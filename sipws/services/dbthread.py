@@ -56,6 +56,8 @@ from django.db import (
 )
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from .settingcache import setting
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -81,7 +83,7 @@ def in_db_thread(function: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 
 def runs_inline() -> bool:
     """Whether engine jobs run on the event loop's thread (SQLite) or on `_executor`."""
-    return settings.DATABASES[DEFAULT_DB_ALIAS]["ENGINE"].endswith("sqlite3")
+    return setting("DATABASES")[DEFAULT_DB_ALIAS]["ENGINE"].endswith("sqlite3")
 
 
 def current_batch() -> _Batch | None:

@@ -33,11 +33,10 @@ async def handle_publish(server, request: Request, flow: Flow):
         _check_body(request, package, etag)
     except Reject as reject:
         return reject.response
-    publish = in_db_thread(do_publish)
     return await ordering.change(
         server,
         presentity,
-        lambda: publish(server, request, package, expires, presentity, etag, flow.remote_host),
+        lambda: _publish(server, request, package, expires, presentity, etag, flow.remote_host),
     )
 
 
@@ -82,6 +81,7 @@ def do_publish(server, request, package, expires, presentity, etag, source=None)
     return response, outgoing
 
 
+_publish = in_db_thread(do_publish)
 _OF_PRESENTITY = '"uri" = %s AND "event" = %s'
 
 

@@ -32,9 +32,8 @@ async def handle_subscribe(server, request: Request, flow: Flow):
             raise Reject(make_response(request, 400, "Bad Request (missing Contact)"))
     except Reject as reject:
         return reject.response
-    subscribe = in_db_thread(do_subscribe)
     return await ordering.change(
-        server, presentity, lambda: subscribe(server, request, flow, package, expires, presentity)
+        server, presentity, lambda: _subscribe(server, request, flow, package, expires, presentity)
     )
 
 
@@ -72,6 +71,9 @@ def do_subscribe(server, request, flow, package, expires, presentity):
             return _create(server, request, flow, package, expires, presentity, account)
     except Reject as reject:
         return reject.response, []
+
+
+_subscribe = in_db_thread(do_subscribe)
 
 
 def _create(server, request, flow, package, expires, presentity, account):
