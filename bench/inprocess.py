@@ -1,7 +1,8 @@
-"""CPU per PUBLISH lifecycle or SUBSCRIBE dialog, in-process: no sockets, no load generator.
+"""CPU per PUBLISH lifecycle, SUBSCRIBE dialog or message-summary round trip, in-process.
 
-The messages of bench/sipp/publish_lifecycle.xml and subscribe_dialog.xml (no auth, the
-sender trusted as with SIP_TRUSTED_PEERS) are fed to `SipServer.receive` one after the
+No sockets, no load generator: the messages of bench/sipp/publish_lifecycle.xml,
+subscribe_dialog.xml and message_summary.xml (no auth, the sender trusted as with
+SIP_TRUSTED_PEERS) are fed to `SipServer.receive` one after the
 other, NOTIFYs answered, on a freshly provisioned SQLite DATA_DIR. CPU time comes from
 `time.process_time()`; each run prints µs per call, and the best run is the figure to
 compare, since a shared machine only ever adds time. Small changes that a sipp search
@@ -15,6 +16,7 @@ package `valgrind`; about fifty times slower, so fewer calls do): the count repe
 tenth of a percent, and a change of one or two percent shows.
 
     .venv/bin/python bench/inprocess.py --calls 128 --runs 1 --together 32 --instructions
+    .venv/bin/python bench/inprocess.py --only message-summary --together 32
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ PIDF = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'
     '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:{user}@{domain}">'
     '<tuple id="t1"><status><basic>{basic}</basic></status><note>n</note></tuple></presence>\n'
+)
+MWI = (
+    "Messages-Waiting: {waiting}\r\nMessage-Account: sip:{user}@{domain}\r\n"
+    "Voice-Message: 2/8 (0/2)\r\n"
 )
 PEER = ("127.0.0.1", 5999)  # calls run together each have their own port, counting up
 
@@ -140,6 +146,34 @@ class Loop:
         assert b"terminated" in final, final[:300]
         await self.exchange(answer(final), port)
 
+    async def message_summary(self, n: int, port: int) -> None:
+        """A mailbox's owner publishes it, subscribes, unsubscribes and removes it (the
+        NOTIFYs answered), as bench/sipp/message_summary.xml does."""
+        user, call = f"u{n % USERS}", f"m{n}"
+        event = ["Event: message-summary"]
+        body = MWI.format(waiting="yes", user=user, domain=DOMAIN)
+        kind = "Content-Type: application/simple-message-summary"
+        publish = request("PUBLISH", user, user, call, 1, [*event, "Expires: 600", kind], body,
+                          port=port)  # fmt: skip
+        etag = header(await self.final(publish, port), b"SIP-ETag")
+        accept = "Accept: application/simple-message-summary"
+        subscribe = request("SUBSCRIBE", user, user, call + "s", 2,
+                            [*event, accept, "Expires: 600"], port=port)  # fmt: skip
+        sent = await self.exchange(subscribe, port)
+        [ok] = [m for m in sent if m.startswith(b"SIP/2.0 200")]
+        [notify] = [m for m in sent if m.startswith(b"NOTIFY")]
+        assert b"Messages-Waiting: yes" in notify, notify[:300]
+        await self.exchange(answer(notify), port)
+        to_tag = header(ok, b"To").rsplit("tag=", 1)[1].split(";")[0]
+        unsubscribe = request("SUBSCRIBE", user, user, call + "s", 3,
+                              [*event, accept, "Expires: 0"], to_tag=to_tag, port=port)  # fmt: skip
+        [final] = [m for m in await self.exchange(unsubscribe, port) if m.startswith(b"NOTIFY")]
+        assert b"terminated" in final, final[:300]
+        await self.exchange(answer(final), port)
+        remove = request("PUBLISH", user, user, call, 4,
+                         [*event, "Expires: 0", f"SIP-If-Match: {etag}"], port=port)  # fmt: skip
+        await self.final(remove, port)
+
 
 class CpuTime:
     unit = "µs"
@@ -208,7 +242,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300, help="calls per run")
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--only", choices=["publish", "subscribe"], help="one scenario")
+    parser.add_argument(
+        "--only", choices=["publish", "subscribe", "message-summary"], help="one scenario"
+    )
     parser.add_argument(
         "--together", type=int, default=1, help="calls run at once (default 1: one at a time)"
     )
@@ -261,7 +297,11 @@ async def run_all(args) -> None:
     loop = Loop()
     folder = os.environ.get(UNDER_CALLGRIND)
     meter = Instructions(folder) if folder else CpuTime()
-    scenarios = {"publish": "publish_lifecycle", "subscribe": "subscribe_dialog"}
+    scenarios = {
+        "publish": "publish_lifecycle",
+        "subscribe": "subscribe_dialog",
+        "message-summary": "message_summary",
+    }
     for key, name in scenarios.items():
         if args.only in (None, key):
             results = await measure(loop, name, args.calls, args.runs, args.together, meter)
