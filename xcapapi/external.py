@@ -49,6 +49,7 @@ from sipws import runtime, xmlsafe
 from sipws.models import ActiveWatcher, SubscriptionStatus
 from sipws.services import operations
 from sipws.services.logonce import log_once
+from sipws.services.settingcache import setting
 
 from . import store
 from .models import XcapDocument
@@ -71,7 +72,7 @@ INVALID, ERROR, UNREACHABLE = "invalid", "error", "unreachable"
 
 
 def enabled() -> bool:
-    return bool(settings.XCAP["EXTERNAL_ROOT"])
+    return bool(setting("XCAP")["EXTERNAL_ROOT"])
 
 
 def manages(auid: str) -> bool:

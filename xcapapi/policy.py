@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
-from django.conf import settings
 from lxml import etree
 
 from sipws import xmlsafe
 from sipws.services.kept import KeptAnswers
 from sipws.services.policy import ALLOW, Decision, batch_cache
 from sipws.services.rows import Table
+from sipws.services.settingcache import setting
 
 from . import external, presrules
 from .models import XcapDocument
@@ -40,7 +40,7 @@ POLITE_BLOCK = Decision("active", "polite-block", lambda state: None, "polite-bl
 def decide(watcher: str, presentity: str) -> Decision:
     """The presence subscription state and view for `watcher` of `presentity`."""
     own = presrules.normalize(watcher) == presrules.normalize(presentity)
-    if settings.SIP["FORCE_ACTIVE"] or own:
+    if setting("SIP")["FORCE_ACTIVE"] or own:
         return ALLOW
     ruleset = ruleset_for(presentity)
     sphere = _sphere_of(presentity) if _has_sphere_condition(ruleset) else None
@@ -57,7 +57,7 @@ def decide(watcher: str, presentity: str) -> Decision:
 
 def default_handling(watcher: str, presentity: str) -> str:
     """PRESENCE_DEFAULT_POLICY when no rule matches: confirm, allow-same-domain or allow."""
-    policy = settings.SIP["DEFAULT_POLICY"]
+    policy = setting("SIP")["DEFAULT_POLICY"]
     if policy == "allow":
         return "allow"
     if policy == "allow-same-domain":

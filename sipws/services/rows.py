@@ -69,9 +69,9 @@ class Table:
             if attname is None:
                 raise TypeError(f"{self.model.__name__} has no field {name!r}")
             attributes[attname] = value
-        for name, attname, field in computed:
+        for name, attname, make in computed:
             if name not in values:
-                attributes[attname] = field.get_default()
+                attributes[attname] = make()
         instance = self.model.__new__(self.model)
         instance.__dict__.update(attributes)
         instance._state = ModelState()
@@ -80,13 +80,15 @@ class Table:
     @cached_property
     def _defaults(self) -> tuple[dict[str, Any], list[tuple[str, str, Any]], dict[str, str]]:
         """(attname → default, for defaults that are the same immutable value each time;
-        (name, attname, field) whose default is made anew each time (a callable, or a
+        (name, attname, maker) for defaults made anew each time (a callable, or a
         mutable value); name → attname)."""
         fixed, computed = {}, []
         for field in self.fields:
             default = field.get_default()
-            if callable(field.default) or not isinstance(default, _IMMUTABLE):
-                computed.append((field.name, field.attname, field))
+            if field.default is timezone.now:
+                computed.append((field.name, field.attname, _now))
+            elif callable(field.default) or not isinstance(default, _IMMUTABLE):
+                computed.append((field.name, field.attname, field.get_default))
             else:
                 fixed[field.attname] = default
         return fixed, computed, {field.name: field.attname for field in self.fields}
@@ -205,19 +207,21 @@ class Table:
 
     def _insert_values(self, instances: list[models.Model], db) -> list:
         """The INSERT parameters, with defaults and auto_now applied as save() would."""
-        if not _utc_sqlite(db):
+        plan = self._sqlite_insert_plan if _utc_sqlite(db) else None
+        if plan is None:
             prepare = self._django_preparers
             return [
                 prepare[f.name](f.pre_save(instance, True), db)
                 for instance in instances
                 for f in self.insert_fields
             ]
-        read, stamped, typed, other = self._sqlite_insert_plan
+        read, stamped, typed, other = plan
         values = []
         for instance in instances:
             row = list(read(instance))
-            for index, field in stamped:
-                row[index] = field.pre_save(instance, True)
+            for index, attname in stamped:  # auto_now: what pre_save does, minus its calls
+                row[index] = now = datetime.now(UTC)
+                setattr(instance, attname, now)
             for index, plain, prepare in typed:
                 if type(row[index]) is not plain:
                     row[index] = prepare(row[index], db)
@@ -230,9 +234,10 @@ class Table:
     def _sqlite_insert_plan(self):
         """How an instance becomes INSERT parameters on SQLite with UTC storage, in as
         few calls as the fields allow (an ActiveWatcher has twenty-two): one getter for
-        every attribute; `pre_save` only for fields whose `pre_save` does more than read
-        the attribute (auto_now); the plain types (str for a CharField, ...) go to SQLite
-        as they are, and anything else through the field's own conversion."""
+        every attribute; the current time stamped where `pre_save` would stamp it
+        (auto_now, auto_now_add); the plain types (str for a CharField, ...) go to SQLite
+        as they are, and anything else through the field's own conversion. None for a
+        model with stamps of another kind, which takes the long way."""
         fields = self.insert_fields
         read = operator.attrgetter(*[f.attname for f in fields])
         if len(fields) == 1:
@@ -240,7 +245,9 @@ class Table:
         stamped, typed, other = [], [], []
         for index, field in enumerate(fields):
             if _stamps(field):
-                stamped.append((index, field))
+                if not isinstance(field, models.DateTimeField):
+                    return None  # a stamp of another kind: save() semantics, the long way
+                stamped.append((index, field.attname))
             plain = _PLAIN_TYPES.get(type(field))
             if plain is not None:
                 typed.append((index, plain, field.get_db_prep_save))
@@ -282,7 +289,7 @@ class Table:
     def _auto_now(self) -> dict[str, Any]:
         if not self.auto_now_names:
             return {}
-        return dict.fromkeys(self.auto_now_names, timezone.now())
+        return dict.fromkeys(self.auto_now_names, _now())
 
     def _instance(self, db, row: tuple) -> models.Model:
         values = list(row)
@@ -331,6 +338,11 @@ def _stamps(field: models.Field) -> bool:
     if isinstance(field, models.DateField | models.TimeField):
         return field.auto_now or field.auto_now_add
     return True
+
+
+def _now() -> datetime:
+    """`timezone.now()`, without its read of the lazy settings object."""
+    return datetime.now(UTC) if setting("USE_TZ") else datetime.now()
 
 
 def _as_tuple(getter):

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.utils import timezone
-
 from ..models import ActiveWatcher, SubscriptionStatus, Watcher
 from .rows import Table
 
@@ -63,8 +61,7 @@ def _row(change: WatcherChange) -> Watcher:
         status=change.decision,
         reason=change.reason,
         watcher_display=change.display_name,
-        updated=timezone.now(),
-    )
+    )  # `updated` is stamped at the upsert (auto_now)
 
 
 def started(subscription: ActiveWatcher, reason: str = "subscribe") -> WatcherChange:
