@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from urllib.parse import unquote
 
 from lxml import etree
@@ -165,6 +166,7 @@ def _conditions_hold(conditions, watcher: str, now: datetime, sphere: str | None
     return True
 
 
+@lru_cache(maxsize=4096)  # every subscription decision compares the same few AORs
 def normalize(uri: str) -> str:
     """Compare AORs as sip:user@host, case-insensitive host, user unescaped."""
     uri = uri.strip()

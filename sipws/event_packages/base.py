@@ -134,7 +134,8 @@ def register(package: EventPackage) -> EventPackage:
 
 def get(name: str) -> EventPackage | None:
     """The package for a full package name such as "presence" or "dialog;sla"."""
-    return _registry.get(_key(name))
+    package = _registry.get(name)  # names as stored and registered are already keys
+    return package if package is not None else _registry.get(_key(name))
 
 
 def for_event(package: str, params: Sequence[tuple[str, str | None]] = ()) -> EventPackage | None:
