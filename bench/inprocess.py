@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import re
 import shutil
@@ -219,6 +218,8 @@ async def measure(
 ) -> list[float]:
     """What a call costs (`meter`: µs of CPU, or instructions), per run; `together` calls
     at a time, as a loaded server has several requests waiting on each turn of its loop."""
+    from sipws.runtime import freeze_startup_heap
+
     call = getattr(loop, name)
 
     async def calls_from(first: int, count: int) -> None:
@@ -227,8 +228,7 @@ async def measure(
             await asyncio.gather(*(call(group + i, PEER[1] + i) for i in range(size)))
 
     await calls_from(0, 100)  # warm-up: caches, the statements' first plans
-    gc.collect()
-    gc.freeze()  # as the server does once started (runtime.freeze_startup_heap)
+    freeze_startup_heap()  # as the server does once started
     results, n = [], 100
     for _ in range(runs):
         meter.start()
