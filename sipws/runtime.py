@@ -28,7 +28,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from .core.flow import Flow
-from .services import expiry, leases, notify, offline
+from .services import checkpoint, expiry, leases, notify, offline
 from .services.dbthread import in_db_thread
 from .services.dispatch import ServerConfig, SipServer
 from .services.logonce import log_once
@@ -171,6 +171,7 @@ def start_timers() -> None:
     global _timers_started
     if not _timers_started:
         _timers_started = True
+        every("sqlite-checkpoint", checkpoint.CHECKPOINT_INTERVAL, checkpoint.checkpoint)
         _spawn(_timer_loop(get_server()))
 
 

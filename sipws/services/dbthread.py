@@ -192,7 +192,7 @@ def _begin() -> tuple[BaseDatabaseWrapper, transaction.Atomic] | None:
     _housekeeping()  # never inside a transaction: it may close the connection
     db = connections[DEFAULT_DB_ALIAS]
     db.ensure_connection()
-    _never_wait(db.connection)
+    _prepare_loop_connection(db.connection)
     began = transaction.atomic(using=DEFAULT_DB_ALIAS)
     try:
         began.__enter__()
@@ -203,16 +203,22 @@ def _begin() -> tuple[BaseDatabaseWrapper, transaction.Atomic] | None:
     return db, began
 
 
-_nonblocking: list = [None]  # the loop's SQLite connection, once its busy timeout is 0
+_prepared: list = [None]  # the loop's SQLite connection, once prepared
 
 
-def _never_wait(raw) -> None:
-    """A busy timeout of 0 on the loop's connection, set once per connection. Only BEGIN
-    can meet the lock held elsewhere: every other statement of this connection runs
-    inside the transaction it opened (WAL readers take no lock)."""
-    if _nonblocking[0] is not raw:
+def _prepare_loop_connection(raw) -> None:
+    """Set once per connection what the loop's connection must never do on the loop:
+
+    - wait for the write lock: a busy timeout of 0. Only BEGIN can meet the lock held
+      elsewhere: every other statement of this connection runs inside the transaction
+      it opened (WAL readers take no lock);
+    - checkpoint the write-ahead log, which writes and syncs the database file: a
+      worker thread does it (services/checkpoint).
+    """
+    if _prepared[0] is not raw:
         raw.execute("PRAGMA busy_timeout = 0")
-        _nonblocking[0] = raw
+        raw.execute("PRAGMA wal_autocheckpoint = 0")
+        _prepared[0] = raw
 
 
 @functools.cache
