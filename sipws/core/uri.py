@@ -15,14 +15,47 @@ from urllib.parse import unquote
 
 from .errors import ParseError
 
-_TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
+_TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
+_TOKEN = re.compile(rf"^[{_TOKEN_CHARS}]+$")
 # gen-value = token / host / quoted-string (RFC 3261 §25.1); host brings ':' and '[]' (IPv6).
-_GEN_VALUE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~:\[\]]+$")
+_GEN_VALUE = re.compile(rf"^[{_TOKEN_CHARS}:\[\]]+$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9\-.]+$")
 _PORT = re.compile(r"^[0-9]{1,5}$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+\-.]*$")
 # Never part of a URI unescaped: whitespace, controls, and what delimits a URI in a header.
 _NOT_IN_URI = re.compile(r"[\x00-\x20\x7f<>\"]")
+# What follows the opening quote of a quoted-string, up to the closing one. Possessive: an
+# unterminated string fails in one pass instead of backtracking.
+_QUOTED_REST = re.compile(r'(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+# What split_outside_quotes stops at, for the separators headers use.
+_SPECIALS = {sep: re.compile(f'["<>{sep}]') for sep in ",;"}
+
+# The regular expressions below accept, in one C-speed match, the text that the step-by-step
+# parsers after them accept (the common shapes at least; tests/core/test_fastpaths.py checks
+# that both give the same result). Text they refuse goes through those parsers, which say
+# what is wrong with it.
+#
+# SIP URI after "sip:": user[:password]@ host[:port] ;params ?headers. '@' occurs only as
+# the end of the userinfo, whitespace and controls nowhere; IPv6 references go the long way.
+_NOT_FAST = r"\s\x00-\x1f\x7f<>\"@"
+_SIP_URI_REST = re.compile(
+    rf"(?:([^{_NOT_FAST}:]+)(?::([^{_NOT_FAST}]*))?@)?"
+    r"([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?"
+    rf"((?:;(?:[^{_NOT_FAST};?=][^{_NOT_FAST};?]*)?)*)"
+    rf"(?:\?([^{_NOT_FAST}]*))?"
+)
+_HOSTPORT = re.compile(r"([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?")
+# Header parameters: *( SEMI token [ EQUAL ( token / host / quoted-string ) ] ), LWS anywhere
+# between the parts, as parse_params' strip()s allow (re's \s is str.strip()'s whitespace).
+_QUOTED = r'"(?:[^"\\]++|\\.)*+"'
+_PARAMS = re.compile(
+    rf"\s*(?:;\s*[{_TOKEN_CHARS}]+\s*(?:=\s*(?:[{_TOKEN_CHARS}:\[\]]+|{_QUOTED})\s*)?)*",
+    re.DOTALL,
+)
+_PARAM = re.compile(
+    rf"\s*;\s*([{_TOKEN_CHARS}]+)\s*(?:=\s*([{_TOKEN_CHARS}:\[\]]+|{_QUOTED}))?", re.DOTALL
+)
 
 
 def is_token(value: str) -> bool:
@@ -44,6 +77,19 @@ class SipUri:
     @classmethod
     @lru_cache(maxsize=4096)  # immutable, and the same URIs recur request after request
     def parse(cls, text: str) -> SipUri:
+        text = text.strip()
+        scheme, sep, rest = text.partition(":")
+        scheme = scheme.lower()
+        if sep and scheme in ("sip", "sips") and (match := _SIP_URI_REST.fullmatch(rest)):
+            user, password, host, port, params, headers = match.groups()
+            if port is None or 0 < (port := int(port)) < 65536:
+                return cls(scheme, host, user, password, port, _uri_params(params), headers or None)
+        return cls._parse_stepwise(text)
+
+    @classmethod
+    def _parse_stepwise(cls, text: str) -> SipUri:
+        """`parse` one part at a time: for the shapes its regular expression leaves out
+        (IPv6 references, odd whitespace) and to say what is wrong."""
         text = text.strip()
         scheme, sep, rest = text.partition(":")
         scheme = scheme.lower()
@@ -137,6 +183,17 @@ def _unescape(value: str | None) -> str | None:
 
 def split_hostport(text: str) -> tuple[str, int | None]:
     """Split host[:port], with IPv6 references in brackets; validates both parts."""
+    match = _HOSTPORT.fullmatch(text)
+    if match:
+        host, port = match.groups()
+        if port is None:
+            return host, None
+        if 0 < (number := int(port)) < 65536:
+            return host, number
+    return _split_hostport_stepwise(text)
+
+
+def _split_hostport_stepwise(text: str) -> tuple[str, int | None]:
     text = text.strip()
     if text.startswith("["):
         end = text.find("]")
@@ -164,6 +221,14 @@ def split_hostport(text: str) -> tuple[str, int | None]:
             raise ParseError(f"bad port {port_text[:10]!r}")
         port = int(port_text)
     return host, port
+
+
+def _uri_params(text: str) -> tuple[tuple[str, str | None], ...]:
+    """The parameters of `;a=1;;b` as _SIP_URI_REST matched them: no empty names."""
+    if not text:
+        return ()
+    parts = [part.partition("=") for part in text[1:].split(";") if part]
+    return tuple([(name, value if eq else None) for name, eq, value in parts])
 
 
 def _split_param(text: str) -> tuple[str, str | None]:
@@ -286,21 +351,12 @@ def _unquoted_display_name(text: str) -> str | None:
 
 def read_quoted(text: str, start: int) -> tuple[str, int]:
     """Read the quoted-string starting at text[start] == '"'; return (value, index after)."""
-    out = []
-    i = start + 1
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            if i + 1 >= len(text):
-                break
-            out.append(text[i + 1])
-            i += 2
-            continue
-        if c == '"':
-            return "".join(out), i + 1
-        out.append(c)
-        i += 1
-    raise ParseError("unterminated quoted string")
+    match = _QUOTED_REST.match(text, start + 1)
+    if match is None:
+        raise ParseError("unterminated quoted string")
+    end = match.end()
+    value = text[start + 1 : end - 1]
+    return (_QUOTED_PAIR.sub(r"\1", value) if "\\" in value else value), end
 
 
 _NEEDS_BACKSLASH = re.compile(r'[\\"\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
@@ -318,6 +374,13 @@ def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
     `text` is empty or starts (after LWS) with ';'. Empty parameters (';;') are an error
     (RFC 4475 §3.1.2.1), and so is anything but a token, host or quoted-string as a value.
     """
+    if _PARAMS.fullmatch(text):
+        # A flag has no value; a parameter with '=' has a non-empty one.
+        return tuple([(name, value or None) for name, value in _PARAM.findall(text)])
+    return _parse_params_stepwise(text)
+
+
+def _parse_params_stepwise(text: str) -> tuple[tuple[str, str | None], ...]:
     first, *parts = split_outside_quotes(text, ";")
     if first.strip():
         raise ParseError(f"junk before parameters {first.strip()[:30]!r}")
@@ -347,28 +410,25 @@ def _is_gen_value(value: str) -> bool:
 
 
 def split_outside_quotes(text: str, sep: str) -> list[str]:
-    """Split on sep where it is not inside a quoted string or <...>."""
+    """Split on the character sep where it is not inside a quoted string or <...>."""
     if '"' not in text and ("<" not in text and ">" not in text or sep not in text):
         return text.split(sep)  # the common cases, at C speed
-    parts, start, i, in_quotes, depth = [], 0, 0, False, 0
-    while i < len(text):
-        c = text[i]
-        if in_quotes:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                in_quotes = False
-        elif c == '"':
-            in_quotes = True
+    # Jump from one character that matters to the next, and over quoted strings whole.
+    special = _SPECIALS.get(sep) or re.compile(f'["<>{re.escape(sep)}]')
+    parts, start, i, depth = [], 0, 0, 0
+    while match := special.search(text, i):
+        c, i = match.group(), match.end()
+        if c == '"':
+            quoted = _QUOTED_REST.match(text, i)
+            if quoted is None:
+                raise ParseError("unterminated quoted string")
+            i = quoted.end()
         elif c == "<":
             depth += 1
         elif c == ">":
             depth = max(0, depth - 1)
-        elif c == sep and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    if in_quotes:
-        raise ParseError("unterminated quoted string")
+        elif depth == 0:
+            parts.append(text[start : i - 1])
+            start = i
     parts.append(text[start:])
     return parts
