@@ -45,6 +45,10 @@ _SIP_URI_REST = re.compile(
     rf"((?:;(?:[^{_NOT_FAST};?=][^{_NOT_FAST};?]*)?)*)"
     rf"(?:\?([^{_NOT_FAST}]*))?"
 )
+# name-addr: a quoted or token display name, <URI> without whitespace, what follows.
+_NAME_ADDR = re.compile(
+    rf'(?:"((?:[^"\\]++|\\.)*+)"\s*|([{_TOKEN_CHARS}\s]*))<([^\s>]*)>(.*)', re.DOTALL
+)
 _HOSTPORT = re.compile(r"([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?")
 # Header parameters: *( SEMI token [ EQUAL ( token / host / quoted-string ) ] ), LWS anywhere
 # between the parts, as parse_params' strip()s allow (re's \s is str.strip()'s whitespace).
@@ -253,6 +257,20 @@ class NameAddr:
     @classmethod
     @lru_cache(maxsize=4096)  # To and Contact recur; a From differs by its tag alone
     def parse(cls, text: str) -> NameAddr:
+        match = _NAME_ADDR.fullmatch(text.strip())
+        if match is None:
+            return cls._parse_stepwise(text)
+        quoted, words, uri_text, params_text = match.groups()
+        if quoted is None:
+            display = " ".join(words.split()) or None
+        else:
+            display = _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
+        params = parse_params(params_text)
+        return cls(parse_uri(uri_text), display, params, True)
+
+    @classmethod
+    def _parse_stepwise(cls, text: str) -> NameAddr:
+        """`parse` one part at a time: for an addr-spec, odd shapes and to say what is wrong."""
         text = text.strip()
         if not text:
             raise ParseError("empty address")

@@ -58,7 +58,16 @@ URI = joined(
     one_of(("", "?h=v&i=w"), ("?", "?x@y", "?a?b")),
     SPACE,
 )
-TEXTS = URI | PARAMS | JUNK
+NAME_ADDR = joined(
+    SPACE,
+    one_of(("", '"Alice"', "Bob Smith", '"a \\"b\\" <c>; d"'), ('"', '""', '"x\\', "a,b", "é")),
+    SPACE,
+    one_of(("<",), ("", "<<", " <")),
+    URI,
+    one_of((">",), ("", " >", ">>")),
+    PARAMS,
+)
+TEXTS = URI | PARAMS | NAME_ADDR | JUNK
 EXAMPLES = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -75,6 +84,15 @@ def test_sip_uri(text):
     parse = uri.SipUri.parse.__wrapped__  # without its cache, which would hide a difference
     assert outcome(lambda t: parse(uri.SipUri, t), text) == outcome(
         uri.SipUri._parse_stepwise, text
+    )
+
+
+@EXAMPLES
+@given(TEXTS)
+def test_name_addr(text):
+    parse = uri.NameAddr.parse.__wrapped__
+    assert outcome(lambda t: parse(uri.NameAddr, t), text) == outcome(
+        uri.NameAddr._parse_stepwise, text
     )
 
 
