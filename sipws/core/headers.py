@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 from .errors import ParseError
@@ -88,7 +88,6 @@ _SENT_PROTOCOL = re.compile(
     r"([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$",
     re.DOTALL,
 )
-_DIGITS = re.compile(r"^[0-9]+$")
 
 
 @lru_cache(maxsize=1024)  # a handful of names recur in every message
@@ -160,21 +159,24 @@ class Via:
 
     def with_received(self, ip: str, port: int) -> Via:
         """Stamp received/rport as a server must (RFC 3261 §18.2.1, RFC 3581 §4)."""
-        params = list(self.params)
+        params = self.params
         wants_rport = self.has_param("rport")
         ip = ip.strip("[]")
         if wants_rport or not _same_address(self.host, ip):
-            params = [(k, v) for k, v in params if k.lower() != "received"]
-            params.append(("received", ip))
+            params = (*[(k, v) for k, v in params if k.lower() != "received"], ("received", ip))
         if wants_rport:
-            params = [(k, str(port) if k.lower() == "rport" else v) for k, v in params]
-        return replace(self, params=tuple(params))
+            params = tuple([(k, str(port) if k.lower() == "rport" else v) for k, v in params])
+        # What dataclasses.replace() does, without its look at every field.
+        return self.__class__(self.transport, self.host, self.port, params)
 
 
 def _same_address(host: str, ip: str) -> bool:
     """Whether sent-by `host` is literally the source address (§18.2.1): a name never is."""
+    host = host.strip("[]")
+    if ":" not in host and not host.replace(".", "").isdigit():
+        return False  # neither IPv6 nor dotted digits: a name, without an exception to say so
     try:
-        return ipaddress.ip_address(host.strip("[]")) == ipaddress.ip_address(ip)
+        return ipaddress.ip_address(host) == ipaddress.ip_address(ip)
     except ValueError:
         return False
 
@@ -184,9 +186,10 @@ def parse_uint(text: str, what: str) -> int:
     values longer than 20 digits come back as 10**20 rather than as an error, so callers
     range-check one number (and int() never meets Python's digit-count limit)."""
     text = text.strip()
-    if not _DIGITS.match(text):
+    if not (text.isdigit() and text.isascii()):  # isdigit() alone takes "١٢" and "²"
         raise ParseError(f"bad {what}")
-    text = text.lstrip("0") or "0"
+    if len(text) > 20:
+        text = text.lstrip("0") or "0"
     return int(text) if len(text) <= 20 else 10**20
 
 
