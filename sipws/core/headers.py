@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .errors import ParseError
-from .uri import is_token, parse_params, split_hostport, split_outside_quotes
+from .uri import (
+    _PARAMS_PATTERN,
+    _TOKEN_CHARS,
+    _frozen_builder,
+    _matched_params,
+    is_token,
+    parse_params,
+    split_hostport,
+    split_outside_quotes,
+)
 
 # RFC 3261 §7.3.3 and later RFCs' compact forms.
 COMPACT_FORMS = {
@@ -88,6 +97,12 @@ _SENT_PROTOCOL = re.compile(
     r"([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$",
     re.DOTALL,
 )
+# A Via as user agents write it: SIP/2.0/transport host[:port];params, in one match
+# (tests/core/test_fastpaths.py checks it against Via._parse_stepwise).
+_VIA = re.compile(
+    rf"SIP/2\.0/([{_TOKEN_CHARS}]+) ([A-Za-z0-9\-.]+)(?::([0-9]{{1,5}}))?({_PARAMS_PATTERN})",
+    re.DOTALL,
+)
 
 
 @lru_cache(maxsize=1024)  # a handful of names recur in every message
@@ -116,6 +131,15 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
+        match = _VIA.fullmatch(text)
+        if match:
+            transport, host, port, params = match.groups()
+            if port is None or 0 < (port := int(port)) < 65536:
+                return _build_via(transport.upper(), host, port, _matched_params(params))
+        return cls._parse_stepwise(text)
+
+    @classmethod
+    def _parse_stepwise(cls, text: str) -> Via:
         # LWS is allowed around the slashes (SLASH = SWS "/" SWS, RFC 4475 §3.1.1.1).
         match = _SENT_PROTOCOL.match(text.strip())
         if not match:
@@ -170,6 +194,9 @@ class Via:
         return self.__class__(self.transport, self.host, self.port, params)
 
 
+_build_via = _frozen_builder(Via)
+
+
 def _same_address(host: str, ip: str) -> bool:
     """Whether sent-by `host` is literally the source address (§18.2.1): a name never is."""
     host = host.strip("[]")
@@ -206,10 +233,13 @@ class CSeq:
         number = parse_uint(parts[0], "CSeq")
         if number >= 2**31:
             raise ParseError("CSeq number out of range")
-        return cls(number, parts[1])
+        return _build_cseq(number, parts[1])
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
+
+
+_build_cseq = _frozen_builder(CSeq)
 
 
 @dataclass(frozen=True, slots=True)

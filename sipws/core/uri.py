@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from urllib.parse import unquote
 
@@ -45,25 +46,47 @@ _SIP_URI_REST = re.compile(
     rf"((?:;(?:[^{_NOT_FAST};?=][^{_NOT_FAST};?]*)?)*)"
     rf"(?:\?([^{_NOT_FAST}]*))?"
 )
-# name-addr: a quoted or token display name, <URI> without whitespace, what follows.
-_NAME_ADDR = re.compile(
-    rf'(?:"((?:[^"\\]++|\\.)*+)"\s*|([{_TOKEN_CHARS}\s]*))<([^\s>]*)>(.*)', re.DOTALL
-)
 _HOSTPORT = re.compile(r"([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?")
 # Header parameters: *( SEMI token [ EQUAL ( token / host / quoted-string ) ] ), LWS anywhere
 # between the parts, as parse_params' strip()s allow (re's \s is str.strip()'s whitespace).
+# Part of the expressions for name-addr here and Via in headers.py; _PARAM then takes the
+# parameters out of the text they matched.
 _QUOTED = r'"(?:[^"\\]++|\\.)*+"'
-_PARAMS = re.compile(
-    rf"\s*(?:;\s*[{_TOKEN_CHARS}]+\s*(?:=\s*(?:[{_TOKEN_CHARS}:\[\]]+|{_QUOTED})\s*)?)*",
-    re.DOTALL,
+_PARAMS_PATTERN = (
+    rf"\s*(?:;\s*[{_TOKEN_CHARS}]+\s*(?:=\s*(?:[{_TOKEN_CHARS}:\[\]]+|{_QUOTED})\s*)?)*"
 )
+_PARAMS = re.compile(_PARAMS_PATTERN, re.DOTALL)
 _PARAM = re.compile(
     rf"\s*;\s*([{_TOKEN_CHARS}]+)\s*(?:=\s*([{_TOKEN_CHARS}:\[\]]+|{_QUOTED}))?", re.DOTALL
+)
+# name-addr: a quoted or token display name, then <URI> without whitespace (a sip: or sips:
+# one apart, which parse_uri would hand to SipUri.parse), then header parameters.
+_NAME_ADDR = re.compile(
+    rf'(?:"((?:[^"\\]++|\\.)*+)"\s*|([{_TOKEN_CHARS}\s]*))'
+    r"<(?:([Ss][Ii][Pp][Ss]?:[^\s>]+)|([^\s>]*))>"
+    rf"({_PARAMS_PATTERN})",
+    re.DOTALL,
 )
 
 
 def is_token(value: str) -> bool:
     return bool(_TOKEN.match(value))
+
+
+def _frozen_builder(cls: type) -> Callable:
+    """A function taking a frozen slots dataclass's fields in order and returning the
+    instance, at half the cost of cls(...): the generated __init__ of a frozen class goes
+    through object.__setattr__ for each field, and parsers build half a dozen instances
+    per message. Written out the way dataclasses writes __init__, for the same reason."""
+    assert not hasattr(cls, "__post_init__"), "a builder would skip __post_init__"
+    names = [f.name for f in fields(cls)]
+    lines = [f"def build({', '.join(names)}):", "    self = new(cls)"]
+    lines += [f"    set_{name}(self, {name})" for name in names]
+    lines.append("    return self")
+    namespace = {"new": object.__new__, "cls": cls}
+    namespace.update({f"set_{name}": getattr(cls, name).__set__ for name in names})
+    exec("\n".join(lines), namespace)
+    return namespace["build"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +110,8 @@ class SipUri:
         if sep and scheme in ("sip", "sips") and (match := _SIP_URI_REST.fullmatch(rest)):
             user, password, host, port, params, headers = match.groups()
             if port is None or 0 < (port := int(port)) < 65536:
-                return cls(scheme, host, user, password, port, _uri_params(params), headers or None)
+                params = _uri_params(params)
+                return _build_sip_uri(scheme, host, user, password, port, params, headers or None)
         return cls._parse_stepwise(text)
 
     @classmethod
@@ -260,13 +284,13 @@ class NameAddr:
         match = _NAME_ADDR.fullmatch(text.strip())
         if match is None:
             return cls._parse_stepwise(text)
-        quoted, words, uri_text, params_text = match.groups()
+        quoted, words, sip_uri, other_uri, params = match.groups()
         if quoted is None:
             display = " ".join(words.split()) or None
         else:
             display = _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
-        params = parse_params(params_text)
-        return cls(parse_uri(uri_text), display, params, True)
+        uri = SipUri.parse(sip_uri) if sip_uri is not None else parse_uri(other_uri)
+        return _build_name_addr(uri, display, _matched_params(params), True)
 
     @classmethod
     def _parse_stepwise(cls, text: str) -> NameAddr:
@@ -335,6 +359,10 @@ class NameAddr:
         return replace(self, params=kept + tuple(params.items()))
 
 
+_build_sip_uri = _frozen_builder(SipUri)
+_build_name_addr = _frozen_builder(NameAddr)
+
+
 def _bracketed(text: str) -> tuple[str, str]:
     """Split 'uri>params' (the text after '<') into the URI and what follows '>'."""
     uri_text, close, params_text = text.partition(">")
@@ -393,9 +421,14 @@ def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
     (RFC 4475 §3.1.2.1), and so is anything but a token, host or quoted-string as a value.
     """
     if _PARAMS.fullmatch(text):
-        # A flag has no value; a parameter with '=' has a non-empty one.
-        return tuple([(name, value or None) for name, value in _PARAM.findall(text)])
+        return _matched_params(text)
     return _parse_params_stepwise(text)
+
+
+def _matched_params(text: str) -> tuple[tuple[str, str | None], ...]:
+    """The parameters of `text`, which _PARAMS_PATTERN matched."""
+    # A flag has no value; a parameter with '=' has a non-empty one.
+    return tuple([(name, value or None) for name, value in _PARAM.findall(text)])
 
 
 def _parse_params_stepwise(text: str) -> tuple[tuple[str, str | None], ...]:

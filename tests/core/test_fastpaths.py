@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sipws.core import uri
+from sipws.core import headers, uri
 from sipws.core.errors import ParseError
 
 PIECES = [
@@ -46,11 +46,13 @@ PARAM = joined(
     one_of(("", "1", "z9hG4bK-1", "[2001:db8::1]", '"<urn:uuid:1>"'), ('"a \\" ; b"', '"open')),
 )
 PARAMS = st.lists(PARAM, max_size=4).map("".join)
+HOST = one_of(("example.com", "Example.COM", "127.0.0.1"), ("[::1]", "[::1", "ex_ample", ""))
+PORT = one_of(("", ":5060", ":65535"), (":0", ":65536", ":", ":50x", " :5060", ": 5"))
 URI = joined(
     one_of(("sip:", "sips:"), ("SIP:", "tel:", "")),
     one_of(("", "alice@", "a:pw@"), ("a:@", "a;b?c@", "@", "%41:b:c@", "a b@")),
-    one_of(("example.com", "Example.COM", "127.0.0.1"), ("[::1]", "[::1", "ex_ample", "")),
-    one_of(("", ":5060", ":65535"), (":0", ":65536", ":", ":50x", " :5060")),
+    HOST,
+    PORT,
     st.lists(
         one_of((";lr", ";transport=udp", ";x=a=b", ";x="), (";", ";=x", "; x", ";a@b")),
         max_size=3,
@@ -67,7 +69,15 @@ NAME_ADDR = joined(
     one_of((">",), ("", " >", ">>")),
     PARAMS,
 )
-TEXTS = URI | PARAMS | NAME_ADDR | JUNK
+VIA = joined(
+    one_of(("SIP/2.0/",), ("sip/2.0/", "SIP / 2.0 / ", "SIP/3.0/", "SIP/2.0")),
+    one_of(("UDP", "TCP", "WSS", "udp"), ("", "U DP", "U/DP")),
+    one_of((" ",), ("  ", "\t", "", "\xa0")),
+    HOST,
+    PORT,
+    PARAMS,
+)
+TEXTS = URI | PARAMS | NAME_ADDR | VIA | JUNK
 EXAMPLES = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -94,6 +104,12 @@ def test_name_addr(text):
     assert outcome(lambda t: parse(uri.NameAddr, t), text) == outcome(
         uri.NameAddr._parse_stepwise, text
     )
+
+
+@EXAMPLES
+@given(TEXTS)
+def test_via(text):
+    assert outcome(headers.Via.parse, text) == outcome(headers.Via._parse_stepwise, text)
 
 
 @EXAMPLES
