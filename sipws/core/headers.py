@@ -117,6 +117,9 @@ def canonical_name(name: str) -> str:
 
 
 def split_list(value: str) -> list[str]:
+    if "," not in value and '"' not in value:  # one entry, and no quotes to check
+        value = value.strip()
+        return [value] if value else []
     return [part.strip() for part in split_outside_quotes(value, ",") if part.strip()]
 
 

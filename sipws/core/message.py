@@ -112,14 +112,15 @@ class Headers:
     @classmethod
     def adopt(cls, fields: list[tuple[str, str]]) -> Headers:
         """Headers holding `fields` as they are: names canonical, values str."""
-        headers = cls()
-        headers._fields = fields
+        headers = cls.__new__(cls)
+        headers._fields, headers._first = fields, None
         return headers
 
     def _index(self) -> dict[str, str]:
-        if self._first is None:
-            self._first = dict(reversed(self._fields))
-        return self._first
+        first = self._first
+        if first is None:
+            first = self._first = dict(reversed(self._fields))
+        return first
 
     def add(self, name: str, value: str) -> None:
         name, value = canonical_name(name), str(value)
@@ -144,7 +145,10 @@ class Headers:
         self._first = None
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        return self._index().get(canonical_name(name), default)
+        first = self._first
+        if first is None:
+            first = self._first = dict(reversed(self._fields))
+        return first.get(canonical_name(name), default)
 
     def get_all(self, name: str) -> list[str]:
         """All values of a header; list headers are split at their commas."""
@@ -186,10 +190,8 @@ class Message:
         raise NotImplementedError
 
     def __bytes__(self) -> bytes:
-        lines = [self.start_line()]
-        lines += [f"{name}: {value}" for name, value in self.headers if name != "Content-Length"]
-        lines.append(f"Content-Length: {len(self.body)}")
-        head = "\r\n".join(lines) + "\r\n\r\n"
+        lines = [f"{name}: {value}\r\n" for name, value in self.headers if name != "Content-Length"]
+        head = f"{self.start_line()}\r\n{''.join(lines)}Content-Length: {len(self.body)}\r\n\r\n"
         return head.encode("utf-8", "surrogateescape") + self.body
 
     @_parsed_once
@@ -240,7 +242,7 @@ class Message:
         return None if value is None else parse_content_type(value)
 
     def _required(self, name: str) -> str:
-        value = self.headers.get(name)
+        value = self.headers._index().get(name)  # `name` is spelled as canonical_name would
         if value is None:
             raise ParseError(f"missing {name}")
         return value
@@ -355,8 +357,11 @@ def _head_end(data: bytes, limit: int | None = None) -> tuple[int, int] | None:
 
 def _message(head: bytes) -> tuple[Request | Response, str]:
     """The request or response that the header section `head` makes, and its SIP version."""
-    # Split at CRLF or a lone LF.
-    line, *lines = head.decode("utf-8", "surrogateescape").replace("\r\n", "\n").split("\n")
+    text = head.decode("utf-8", "surrogateescape")
+    lines = text.split("\r\n")
+    if text.count("\n") >= len(lines):  # a line also ends at a lone LF
+        lines = text.replace("\r\n", "\n").split("\n")
+    line, *lines = lines
     if line.startswith("SIP/"):
         match = _STATUS_LINE.match(line)
         if not match or not 100 <= int(match[2]) <= 699:
@@ -455,19 +460,18 @@ def make_response(
     to_tag: str | None = None,
 ) -> Response:
     """A response to `request` per RFC 3261 §8.2.6: Via, From, To (+tag), Call-ID, CSeq."""
-    asked = request.headers
-    fields = [("Via", via) for via in asked.get_all("Via")]
-    to = asked.get("To", "")
+    first = request.headers._index()
+    fields = [("Via", via) for via in request.headers.get_all("Via")]
+    to = first.get("To", "")
     if status > 100 and not _has_tag(request, to):
         to = f"{to};tag={to_tag or new_tag()}"
     fields += [
-        ("From", asked.get("From", "")),
+        ("From", first.get("From", "")),
         ("To", to),
-        ("Call-ID", asked.get("Call-ID", "")),
-        ("CSeq", asked.get("CSeq", "")),
+        ("Call-ID", first.get("Call-ID", "")),
+        ("CSeq", first.get("CSeq", "")),
     ]
-    timestamp = asked.get("Timestamp")
-    if status == 100 and timestamp is not None:
+    if status == 100 and (timestamp := first.get("Timestamp")) is not None:
         fields.append(("Timestamp", timestamp))  # §8.2.6.1
     return Response(status, reason, Headers.adopt(fields))
 

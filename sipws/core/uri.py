@@ -101,9 +101,10 @@ class SipUri:
     params: tuple[tuple[str, str | None], ...] = ()
     headers: str | None = None
 
-    @classmethod
+    # A static method: the cache's key is then the text alone, not a (class, text) tuple.
+    @staticmethod
     @lru_cache(maxsize=4096)  # immutable, and the same URIs recur request after request
-    def parse(cls, text: str) -> SipUri:
+    def parse(text: str) -> SipUri:
         text = text.strip()
         scheme, sep, rest = text.partition(":")
         scheme = scheme.lower()
@@ -112,7 +113,7 @@ class SipUri:
             if port is None or 0 < (port := int(port)) < 65536:
                 params = _uri_params(params)
                 return _build_sip_uri(scheme, host, user, password, port, params, headers or None)
-        return cls._parse_stepwise(text)
+        return SipUri._parse_stepwise(text)
 
     @classmethod
     def _parse_stepwise(cls, text: str) -> SipUri:
@@ -278,12 +279,12 @@ class NameAddr:
     params: tuple[tuple[str, str | None], ...] = field(default=())
     bracketed: bool = True
 
-    @classmethod
+    @staticmethod
     @lru_cache(maxsize=4096)  # To and Contact recur; a From differs by its tag alone
-    def parse(cls, text: str) -> NameAddr:
+    def parse(text: str) -> NameAddr:
         match = _NAME_ADDR.fullmatch(text.strip())
         if match is None:
-            return cls._parse_stepwise(text)
+            return NameAddr._parse_stepwise(text)
         quoted, words, sip_uri, other_uri, params = match.groups()
         if quoted is None:
             display = " ".join(words.split()) or None
@@ -427,6 +428,8 @@ def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
 
 def _matched_params(text: str) -> tuple[tuple[str, str | None], ...]:
     """The parameters of `text`, which _PARAMS_PATTERN matched."""
+    if not text:
+        return ()
     # A flag has no value; a parameter with '=' has a non-empty one.
     return tuple([(name, value or None) for name, value in _PARAM.findall(text)])
 
