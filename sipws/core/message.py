@@ -271,6 +271,19 @@ class Request(Message):
             raise ParseError(f"unsupported URI scheme {self.uri_scheme[:30]!r}", 416)
         return SipUri.parse(self.uri)
 
+    def stamp_received(self, ip: str, port: int) -> None:
+        """Stamp received/rport on the top Via as a server must (RFC 3261 §18.2.1, RFC 3581
+        §4), in the header fields and in `vias`. The Via fields then follow the others, one
+        entry each, as a request forwarded from here carries them."""
+        vias = self.vias
+        stamped = vias[0].with_received(ip, port)
+        texts = self.headers.get_all("Via")
+        texts[0] = str(stamped)
+        headers = self.headers
+        fields = [field for field in headers._fields if field[0] != "Via"]
+        headers._fields, headers._first = fields + [("Via", text) for text in texts], None
+        self.__dict__["vias"] = [stamped, *vias[1:]]  # what parsing the new fields gives
+
     @property
     def max_forwards(self) -> int:
         value = self.headers.get("Max-Forwards")

@@ -294,6 +294,23 @@ def test_response_built_by_hand():
     assert Response(100, "").start_line() == "SIP/2.0 100 "
 
 
+def test_stamp_received_rewrites_the_top_via_and_moves_the_vias_last():
+    """RFC 3261 §18.2.1, RFC 3581 §4, as the dispatcher does for every request."""
+    request = parse_request(
+        message("Via: SIP/2.0/UDP p1.example.com;branch=z9hG4bKp1;rport, SIP/2.0/UDP p2\r\n")
+    )
+    request.stamp_received("192.0.2.9", 40000)
+    names = [name for name, _ in request.headers]
+    assert names[-3:] == ["Via", "Via", "Via"] and "Via" not in names[:-3]
+    assert request.headers.get_all("Via") == [
+        "SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bKnashds7;received=192.0.2.9",
+        "SIP/2.0/UDP p1.example.com;branch=z9hG4bKp1;rport",
+        "SIP/2.0/UDP p2",
+    ]
+    assert [str(via) for via in request.vias] == request.headers.get_all("Via")
+    assert request.top_via.param("received") == "192.0.2.9"
+
+
 # make_response (RFC 3261 §8.2.6) ----------------------------------------------------------
 
 
