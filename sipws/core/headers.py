@@ -103,6 +103,7 @@ _VIA = re.compile(
     rf"SIP/2\.0/([{_TOKEN_CHARS}]+) ([A-Za-z0-9\-.]+)(?::([0-9]{{1,5}}))?({_PARAMS_PATTERN})",
     re.DOTALL,
 )
+_CSEQ = re.compile(rf"([0-9]{{1,10}}) ([{_TOKEN_CHARS}]+)")  # the same, for CSeq
 
 
 @lru_cache(maxsize=1024)  # a handful of names recur in every message
@@ -230,6 +231,13 @@ class CSeq:
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
+        match = _CSEQ.fullmatch(text)
+        if match and (number := int(match[1])) < 2**31:
+            return _build_cseq(number, match[2])
+        return cls._parse_stepwise(text)
+
+    @classmethod
+    def _parse_stepwise(cls, text: str) -> CSeq:
         parts = text.split()
         if len(parts) != 2 or not is_token(parts[1]):
             raise ParseError("bad CSeq")

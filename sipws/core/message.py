@@ -159,6 +159,8 @@ class Headers:
         else:
             values = [value for key, value in self._fields if key == name]
         if name in _LIST_HEADERS:
+            if len(values) == 1:
+                return split_list(values[0])
             return [item for value in values for item in split_list(value)]
         return values
 

@@ -47,18 +47,14 @@ _SIP_URI_REST = re.compile(
     rf"(?:\?([^{_NOT_FAST}]*))?"
 )
 _HOSTPORT = re.compile(r"([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?")
-# Header parameters: *( SEMI token [ EQUAL ( token / host / quoted-string ) ] ), LWS anywhere
-# between the parts, as parse_params' strip()s allow (re's \s is str.strip()'s whitespace).
+# Header parameters: *( SEMI token [ EQUAL ( token / host / quoted-string ) ] ) without the
+# LWS the grammar allows around each part (parse_params' strip()s take it, the slow way).
 # Part of the expressions for name-addr here and Via in headers.py; _PARAM then takes the
 # parameters out of the text they matched.
 _QUOTED = r'"(?:[^"\\]++|\\.)*+"'
-_PARAMS_PATTERN = (
-    rf"\s*(?:;\s*[{_TOKEN_CHARS}]+\s*(?:=\s*(?:[{_TOKEN_CHARS}:\[\]]+|{_QUOTED})\s*)?)*"
-)
+_PARAMS_PATTERN = rf"(?:;[{_TOKEN_CHARS}]+(?:=(?:[{_TOKEN_CHARS}:\[\]]+|{_QUOTED}))?)*"
 _PARAMS = re.compile(_PARAMS_PATTERN, re.DOTALL)
-_PARAM = re.compile(
-    rf"\s*;\s*([{_TOKEN_CHARS}]+)\s*(?:=\s*([{_TOKEN_CHARS}:\[\]]+|{_QUOTED}))?", re.DOTALL
-)
+_PARAM = re.compile(rf";([{_TOKEN_CHARS}]+)(?:=([{_TOKEN_CHARS}:\[\]]+|{_QUOTED}))?", re.DOTALL)
 # name-addr: a quoted or token display name, then <URI> without whitespace (a sip: or sips:
 # one apart, which parse_uri would hand to SipUri.parse), then header parameters.
 _NAME_ADDR = re.compile(

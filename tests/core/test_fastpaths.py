@@ -77,7 +77,14 @@ VIA = joined(
     PORT,
     PARAMS,
 )
-TEXTS = URI | PARAMS | NAME_ADDR | VIA | JUNK
+CSEQ = joined(
+    SPACE,
+    one_of(("1", "0009", "2147483647"), ("2147483648", "-1", "", "١", "9999999999", "99999999999")),
+    one_of((" ",), ("  ", "\t", "")),
+    one_of(("PUBLISH", "NOTIFY"), ("IN<VITE", "", "A B")),
+    SPACE,
+)
+TEXTS = URI | PARAMS | NAME_ADDR | VIA | CSEQ | JUNK
 EXAMPLES = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -89,33 +96,39 @@ def outcome(parse, text):
 
 
 @EXAMPLES
-@given(TEXTS)
+@given(URI | TEXTS)
 def test_sip_uri(text):
     parse = uri.SipUri.parse.__wrapped__  # without its cache, which would hide a difference
     assert outcome(parse, text) == outcome(uri.SipUri._parse_stepwise, text)
 
 
 @EXAMPLES
-@given(TEXTS)
+@given(NAME_ADDR | TEXTS)
 def test_name_addr(text):
     parse = uri.NameAddr.parse.__wrapped__
     assert outcome(parse, text) == outcome(uri.NameAddr._parse_stepwise, text)
 
 
 @EXAMPLES
-@given(TEXTS)
+@given(VIA | TEXTS)
 def test_via(text):
     assert outcome(headers.Via.parse, text) == outcome(headers.Via._parse_stepwise, text)
 
 
 @EXAMPLES
-@given(TEXTS)
+@given(CSEQ | TEXTS)
+def test_cseq(text):
+    assert outcome(headers.CSeq.parse, text) == outcome(headers.CSeq._parse_stepwise, text)
+
+
+@EXAMPLES
+@given(joined(HOST, PORT) | TEXTS)
 def test_split_hostport(text):
     assert outcome(uri.split_hostport, text) == outcome(uri._split_hostport_stepwise, text)
 
 
 @EXAMPLES
-@given(TEXTS)
+@given(PARAMS | TEXTS)
 def test_parse_params(text):
     for params in (text, ";" + text, " ;" + text):
         assert outcome(uri.parse_params, params) == outcome(uri._parse_params_stepwise, params)
@@ -151,3 +164,10 @@ def test_sip_uri_examples(text):
 )
 def test_parse_params_examples(text):
     assert outcome(uri.parse_params, text) == outcome(uri._parse_params_stepwise, text)
+
+
+@pytest.mark.parametrize(
+    "text", ["2147483647 NOTIFY", "2147483648 NOTIFY", "0009 A", "9" * 10 + " A"]
+)
+def test_cseq_examples(text):
+    assert outcome(headers.CSeq.parse, text) == outcome(headers.CSeq._parse_stepwise, text)
