@@ -192,7 +192,8 @@ class Message:
         raise NotImplementedError
 
     def __bytes__(self) -> bytes:
-        lines = [f"{name}: {value}\r\n" for name, value in self.headers if name != "Content-Length"]
+        fields = self.headers._fields
+        lines = [f"{name}: {value}\r\n" for name, value in fields if name != "Content-Length"]
         head = f"{self.start_line()}\r\n{''.join(lines)}Content-Length: {len(self.body)}\r\n\r\n"
         return head.encode("utf-8", "surrogateescape") + self.body
 
@@ -431,7 +432,7 @@ def _check(message: Request | Response, stream: bool) -> None:
     for name in MANDATORY:
         if name not in first:
             raise ParseError(f"missing {name}")
-    if len(first) < len(message.headers):  # some name repeats
+    if len(first) < len(message.headers._fields):  # some name repeats
         names = [name for name, _ in message.headers]
         for name in SINGLE:
             if names.count(name) > 1:

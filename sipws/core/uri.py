@@ -250,10 +250,13 @@ def _split_hostport_stepwise(text: str) -> tuple[str, int | None]:
 
 def _uri_params(text: str) -> tuple[tuple[str, str | None], ...]:
     """The parameters of `;a=1;;b` as _SIP_URI_REST matched them: no empty names."""
-    if not text:
-        return ()
-    parts = [part.partition("=") for part in text[1:].split(";") if part]
-    return tuple([(name, value if eq else None) for name, eq, value in parts])
+    params = []
+    if text:  # a loop, cheaper than comprehensions for the one or two there are
+        for part in text[1:].split(";"):
+            if part:
+                name, eq, value = part.partition("=")
+                params.append((name, value if eq else None))
+    return tuple(params)
 
 
 def _split_param(text: str) -> tuple[str, str | None]:
@@ -424,10 +427,11 @@ def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
 
 def _matched_params(text: str) -> tuple[tuple[str, str | None], ...]:
     """The parameters of `text`, which _PARAMS_PATTERN matched."""
-    if not text:
-        return ()
-    # A flag has no value; a parameter with '=' has a non-empty one.
-    return tuple([(name, value or None) for name, value in _PARAM.findall(text)])
+    params = []
+    if text:  # a loop, cheaper than a comprehension for the one or two there are
+        for name, value in _PARAM.findall(text):
+            params.append((name, value or None))  # a flag has no value, a value is not empty
+    return tuple(params)
 
 
 def _parse_params_stepwise(text: str) -> tuple[tuple[str, str | None], ...]:
