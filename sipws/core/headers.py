@@ -100,10 +100,10 @@ _SENT_PROTOCOL = re.compile(
 # A Via as user agents write it: SIP/2.0/transport host[:port];params, in one match
 # (tests/core/test_fastpaths.py checks it against Via._parse_stepwise).
 _VIA = re.compile(
-    rf"SIP/2\.0/([{_TOKEN_CHARS}]+) ([A-Za-z0-9\-.]+)(?::([0-9]{{1,5}}))?({_PARAMS_PATTERN})",
+    rf"SIP/2\.0/([{_TOKEN_CHARS}]++) ([A-Za-z0-9\-.]++)(?::([0-9]{{1,5}}+))?({_PARAMS_PATTERN})",
     re.DOTALL,
 )
-_CSEQ = re.compile(rf"([0-9]{{1,10}}) ([{_TOKEN_CHARS}]+)")  # the same, for CSeq
+_CSEQ = re.compile(rf"([0-9]{{1,10}}+) ([{_TOKEN_CHARS}]++)")  # the same, for CSeq
 
 
 @lru_cache(maxsize=1024)  # a handful of names recur in every message

@@ -153,7 +153,7 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         """All values of a header; list headers are split at their commas."""
         name = canonical_name(name)
-        first = self._index()
+        first = self._first or self._index()
         if len(first) == len(self._fields):  # no name repeats
             values = [first[name]] if name in first else []
         else:
@@ -245,7 +245,9 @@ class Message:
         return None if value is None else parse_content_type(value)
 
     def _required(self, name: str) -> str:
-        value = self.headers._index().get(name)  # `name` is spelled as canonical_name would
+        headers = self.headers
+        # `name` is spelled as canonical_name would.
+        value = (headers._first or headers._index()).get(name)
         if value is None:
             raise ParseError(f"missing {name}")
         return value

@@ -37,29 +37,31 @@ _SPECIALS = {sep: re.compile(f'["<>{sep}]') for sep in ",;"}
 # that both give the same result). Text they refuse goes through those parsers, which say
 # what is wrong with it.
 #
-# SIP URI after "sip:": user[:password]@ host[:port] ;params ?headers. '@' occurs only as
+# SIP URI: sip: or sips:, user[:password]@ host[:port] ;params ?headers. '@' occurs only as
 # the end of the userinfo, whitespace and controls nowhere; IPv6 references go the long way.
+# Each part ends where the next begins, so none needs to give characters back (++, *+).
 _NOT_FAST = r"\s\x00-\x1f\x7f<>\"@"
-_SIP_URI_REST = re.compile(
-    rf"(?:([^{_NOT_FAST}:]+)(?::([^{_NOT_FAST}]*))?@)?"
-    r"([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?"
-    rf"((?:;(?:[^{_NOT_FAST};?=][^{_NOT_FAST};?]*)?)*)"
-    rf"(?:\?([^{_NOT_FAST}]*))?"
+_SIP_URI = re.compile(
+    r"([Ss][Ii][Pp][Ss]?):"
+    rf"(?:([^{_NOT_FAST}:]++)(?::([^{_NOT_FAST}]*+))?@)?"
+    r"([A-Za-z0-9\-.]++)(?::([0-9]{1,5}+))?"
+    rf"((?:;(?:[^{_NOT_FAST};?=][^{_NOT_FAST};?]*+)?)*+)"
+    rf"(?:\?([^{_NOT_FAST}]*+))?"
 )
-_HOSTPORT = re.compile(r"([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?")
+_HOSTPORT = re.compile(r"([A-Za-z0-9\-.]++)(?::([0-9]{1,5}+))?")
 # Header parameters: *( SEMI token [ EQUAL ( token / host / quoted-string ) ] ) without the
 # LWS the grammar allows around each part (parse_params' strip()s take it, the slow way).
 # Part of the expressions for name-addr here and Via in headers.py; _PARAM then takes the
 # parameters out of the text they matched.
 _QUOTED = r'"(?:[^"\\]++|\\.)*+"'
-_PARAMS_PATTERN = rf"(?:;[{_TOKEN_CHARS}]+(?:=(?:[{_TOKEN_CHARS}:\[\]]+|{_QUOTED}))?)*"
+_PARAMS_PATTERN = rf"(?:;[{_TOKEN_CHARS}]++(?:=(?:[{_TOKEN_CHARS}:\[\]]++|{_QUOTED}))?+)*+"
 _PARAMS = re.compile(_PARAMS_PATTERN, re.DOTALL)
-_PARAM = re.compile(rf";([{_TOKEN_CHARS}]+)(?:=([{_TOKEN_CHARS}:\[\]]+|{_QUOTED}))?", re.DOTALL)
+_PARAM = re.compile(rf";([{_TOKEN_CHARS}]++)(?:=([{_TOKEN_CHARS}:\[\]]++|{_QUOTED}))?", re.DOTALL)
 # name-addr: a quoted or token display name, then <URI> without whitespace (a sip: or sips:
 # one apart, which parse_uri would hand to SipUri.parse), then header parameters.
 _NAME_ADDR = re.compile(
-    rf'(?:"((?:[^"\\]++|\\.)*+)"\s*|([{_TOKEN_CHARS}\s]*))'
-    r"<(?:([Ss][Ii][Pp][Ss]?:[^\s>]+)|([^\s>]*))>"
+    rf'(?:"((?:[^"\\]++|\\.)*+)"\s*+|([{_TOKEN_CHARS}\s]*+))'
+    r"<(?:([Ss][Ii][Pp][Ss]?:[^\s>]++)|([^\s>]*+))>"
     rf"({_PARAMS_PATTERN})",
     re.DOTALL,
 )
@@ -101,13 +103,12 @@ class SipUri:
     @staticmethod
     @lru_cache(maxsize=4096)  # immutable, and the same URIs recur request after request
     def parse(text: str) -> SipUri:
-        text = text.strip()
-        scheme, sep, rest = text.partition(":")
-        scheme = scheme.lower()
-        if sep and scheme in ("sip", "sips") and (match := _SIP_URI_REST.fullmatch(rest)):
-            user, password, host, port, params, headers = match.groups()
+        match = _SIP_URI.fullmatch(text.strip())
+        if match:
+            scheme, user, password, host, port, params, headers = match.groups()
             if port is None or 0 < (port := int(port)) < 65536:
                 params = _uri_params(params)
+                scheme = scheme.lower()
                 return _build_sip_uri(scheme, host, user, password, port, params, headers or None)
         return SipUri._parse_stepwise(text)
 
@@ -249,7 +250,7 @@ def _split_hostport_stepwise(text: str) -> tuple[str, int | None]:
 
 
 def _uri_params(text: str) -> tuple[tuple[str, str | None], ...]:
-    """The parameters of `;a=1;;b` as _SIP_URI_REST matched them: no empty names."""
+    """The parameters of `;a=1;;b` as _SIP_URI matched them: no empty names."""
     params = []
     if text:  # a loop, cheaper than comprehensions for the one or two there are
         for part in text[1:].split(";"):
