@@ -145,10 +145,7 @@ class Headers:
         self._first = None
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        first = self._first
-        if first is None:
-            first = self._first = dict(reversed(self._fields))
-        return first.get(canonical_name(name), default)
+        return (self._first or self._index()).get(canonical_name(name), default)
 
     def get_all(self, name: str) -> list[str]:
         """All values of a header; list headers are split at their commas."""
