@@ -286,10 +286,12 @@ class NameAddr:
         if match is None:
             return NameAddr._parse_stepwise(text)
         quoted, words, sip_uri, other_uri, params = match.groups()
-        if quoted is None:
+        if quoted is not None:
+            display = _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
+        elif words:
             display = " ".join(words.split()) or None
         else:
-            display = _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
+            display = None  # the common <sip:...>, without the join
         uri = SipUri.parse(sip_uri) if sip_uri is not None else parse_uri(other_uri)
         return _build_name_addr(uri, display, _matched_params(params), True)
 
