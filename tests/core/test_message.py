@@ -164,6 +164,16 @@ def test_lf_line_ends_and_leading_crlf_are_accepted():
     assert parse_request(data).call_id == "a84b4c76e66710"
 
 
+def test_mixed_line_ends_and_the_first_empty_line_ends_the_headers():
+    """CRLF and lone LF may alternate; the first empty line of either kind ends the header
+    section, even with a CRLF CRLF in the body after it."""
+    data = message(length=None).replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\n")
+    mixed = data[: -len(b"\r\n")] + b"\nbody\r\n\r\nmore"
+    parsed = parse_request(mixed)
+    assert parsed.max_forwards == 70 and parsed.headers.get("Expires") == "600"
+    assert parsed.body == b"body\r\n\r\nmore"
+
+
 def test_unknown_content_encoding_reaches_the_application():
     """The parser keeps the values; the server answers 415 with Accept-Encoding
     (RFC 3261 §8.2.3), since it cannot read the body."""
