@@ -7,11 +7,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 from .errors import ParseError
-from .uri import is_token, parse_params, split_hostport, split_outside_quotes
+from .uri import (
+    _PARAMS_PATTERN,
+    _TOKEN_CHARS,
+    _frozen_builder,
+    _matched_params,
+    is_token,
+    parse_params,
+    split_hostport,
+    split_outside_quotes,
+)
 
 # RFC 3261 §7.3.3 and later RFCs' compact forms.
 COMPACT_FORMS = {
@@ -88,7 +97,13 @@ _SENT_PROTOCOL = re.compile(
     r"([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$",
     re.DOTALL,
 )
-_DIGITS = re.compile(r"^[0-9]+$")
+# A Via as user agents write it: SIP/2.0/transport host[:port];params, in one match
+# (tests/core/test_fastpaths.py checks it against Via._parse_stepwise).
+_VIA = re.compile(
+    rf"SIP/2\.0/([{_TOKEN_CHARS}]++) ([A-Za-z0-9\-.]++)(?::([0-9]{{1,5}}+))?({_PARAMS_PATTERN})",
+    re.DOTALL,
+)
+_CSEQ = re.compile(rf"([0-9]{{1,10}}+) ([{_TOKEN_CHARS}]++)")  # the same, for CSeq
 
 
 @lru_cache(maxsize=1024)  # a handful of names recur in every message
@@ -103,6 +118,9 @@ def canonical_name(name: str) -> str:
 
 
 def split_list(value: str) -> list[str]:
+    if "," not in value and '"' not in value:  # one entry, and no quotes to check
+        value = value.strip()
+        return [value] if value else []
     return [part.strip() for part in split_outside_quotes(value, ",") if part.strip()]
 
 
@@ -117,6 +135,15 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
+        match = _VIA.fullmatch(text)
+        if match:
+            transport, host, port, params = match.groups()
+            if port is None or 0 < (port := int(port)) < 65536:
+                return _build_via(transport.upper(), host, port, _matched_params(params))
+        return cls._parse_stepwise(text)
+
+    @classmethod
+    def _parse_stepwise(cls, text: str) -> Via:
         # LWS is allowed around the slashes (SLASH = SWS "/" SWS, RFC 4475 §3.1.1.1).
         match = _SENT_PROTOCOL.match(text.strip())
         if not match:
@@ -160,21 +187,27 @@ class Via:
 
     def with_received(self, ip: str, port: int) -> Via:
         """Stamp received/rport as a server must (RFC 3261 §18.2.1, RFC 3581 §4)."""
-        params = list(self.params)
+        params = self.params
         wants_rport = self.has_param("rport")
         ip = ip.strip("[]")
         if wants_rport or not _same_address(self.host, ip):
-            params = [(k, v) for k, v in params if k.lower() != "received"]
-            params.append(("received", ip))
+            params = (*[(k, v) for k, v in params if k.lower() != "received"], ("received", ip))
         if wants_rport:
-            params = [(k, str(port) if k.lower() == "rport" else v) for k, v in params]
-        return replace(self, params=tuple(params))
+            params = tuple([(k, str(port) if k.lower() == "rport" else v) for k, v in params])
+        # What dataclasses.replace() does, without its look at every field.
+        return self.__class__(self.transport, self.host, self.port, params)
+
+
+_build_via = _frozen_builder(Via)
 
 
 def _same_address(host: str, ip: str) -> bool:
     """Whether sent-by `host` is literally the source address (§18.2.1): a name never is."""
+    host = host.strip("[]")
+    if ":" not in host and not host.replace(".", "").isdigit():
+        return False  # neither IPv6 nor dotted digits: a name, without an exception to say so
     try:
-        return ipaddress.ip_address(host.strip("[]")) == ipaddress.ip_address(ip)
+        return ipaddress.ip_address(host) == ipaddress.ip_address(ip)
     except ValueError:
         return False
 
@@ -184,9 +217,10 @@ def parse_uint(text: str, what: str) -> int:
     values longer than 20 digits come back as 10**20 rather than as an error, so callers
     range-check one number (and int() never meets Python's digit-count limit)."""
     text = text.strip()
-    if not _DIGITS.match(text):
+    if not (text.isdigit() and text.isascii()):  # isdigit() alone takes "١٢" and "²"
         raise ParseError(f"bad {what}")
-    text = text.lstrip("0") or "0"
+    if len(text) > 20:
+        text = text.lstrip("0") or "0"
     return int(text) if len(text) <= 20 else 10**20
 
 
@@ -197,16 +231,26 @@ class CSeq:
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
+        match = _CSEQ.fullmatch(text)
+        if match and (number := int(match[1])) < 2**31:
+            return _build_cseq(number, match[2])
+        return cls._parse_stepwise(text)
+
+    @classmethod
+    def _parse_stepwise(cls, text: str) -> CSeq:
         parts = text.split()
         if len(parts) != 2 or not is_token(parts[1]):
             raise ParseError("bad CSeq")
         number = parse_uint(parts[0], "CSeq")
         if number >= 2**31:
             raise ParseError("CSeq number out of range")
-        return cls(number, parts[1])
+        return _build_cseq(number, parts[1])
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
+
+
+_build_cseq = _frozen_builder(CSeq)
 
 
 @dataclass(frozen=True, slots=True)

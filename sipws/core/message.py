@@ -67,11 +67,11 @@ REASONS = {
     603: "Decline",
 }
 MANDATORY = ("Via", "To", "From", "Call-ID", "CSeq")
+# LIST_HEADERS as canonical_name spells them, for Headers.get_all.
+_LIST_HEADERS = frozenset(canonical_name(name) for name in LIST_HEADERS)
 # Headers a message carries at most once (RFC 3261 §7.3.1, RFC 4475 §3.3.8, §3.3.9).
 SINGLE = ("To", "From", "Call-ID", "CSeq", "Max-Forwards", "Content-Length", "Content-Type")
 _LINE_END = re.compile(rb"\r\n|\n")
-_TEXT_LINE_END = re.compile(r"\r\n|\n")
-_HEADER_END = re.compile(rb"\r\n\r\n|\n\n")
 _REQUEST_LINE = re.compile(r"^([A-Za-z0-9\-.!%*_+`'~]+) (\S+) SIP/([0-9]+\.[0-9]+)$")
 # Exactly three digits: "SIP/2.0 4294967301 ..." is not a 429 (RFC 4475 §3.1.2.19). The SP
 # before an empty reason phrase is required by the grammar; we accept it missing.
@@ -99,26 +99,39 @@ class _parsed_once:  # noqa: N801 (used as a decorator, like functools.cached_pr
 class Headers:
     """An ordered multi-dict of header fields with case-insensitive, compact-aware names."""
 
-    __slots__ = ("_fields",)
+    __slots__ = ("_fields", "_first")
 
     def __init__(self, fields: list[tuple[str, str]] | None = None) -> None:
         self._fields: list[tuple[str, str]] = []
+        # Each name's first value, for lookups: a request is asked for a dozen headers
+        # between parsing and answering. Built on the first lookup, dropped on a change.
+        self._first: dict[str, str] | None = None
         for name, value in fields or ():
             self.add(name, value)
 
     @classmethod
     def adopt(cls, fields: list[tuple[str, str]]) -> Headers:
         """Headers holding `fields` as they are: names canonical, values str."""
-        headers = cls()
-        headers._fields = fields
+        headers = cls.__new__(cls)
+        headers._fields, headers._first = fields, None
         return headers
 
+    def _index(self) -> dict[str, str]:
+        first = self._first
+        if first is None:
+            first = self._first = dict(reversed(self._fields))
+        return first
+
     def add(self, name: str, value: str) -> None:
-        self._fields.append((canonical_name(name), str(value)))
+        name, value = canonical_name(name), str(value)
+        self._fields.append((name, value))
+        if self._first is not None:
+            self._first.setdefault(name, value)
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of that name with one value, in the first one's place."""
         name = canonical_name(name)
+        self._first = None
         for i, (key, _) in enumerate(self._fields):
             if key == name:
                 self._fields[i] = (name, str(value))
@@ -129,25 +142,27 @@ class Headers:
     def remove(self, name: str) -> None:
         name = canonical_name(name)
         self._fields = [f for f in self._fields if f[0] != name]
+        self._first = None
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        name = canonical_name(name)
-        for key, value in self._fields:
-            if key == name:
-                return value
-        return default
+        return (self._first or self._index()).get(canonical_name(name), default)
 
     def get_all(self, name: str) -> list[str]:
         """All values of a header; list headers are split at their commas."""
         name = canonical_name(name)
-        values = [value for key, value in self._fields if key == name]
-        if name.lower() in LIST_HEADERS:
+        first = self._first or self._index()
+        if len(first) == len(self._fields):  # no name repeats
+            values = [first[name]] if name in first else []
+        else:
+            values = [value for key, value in self._fields if key == name]
+        if name in _LIST_HEADERS:
+            if len(values) == 1:
+                return split_list(values[0])
             return [item for value in values for item in split_list(value)]
         return values
 
     def __contains__(self, name: str) -> bool:
-        name = canonical_name(name)
-        return any(key == name for key, _ in self._fields)
+        return canonical_name(name) in self._index()
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._fields)
@@ -164,6 +179,8 @@ class Headers:
 class Message:
     """What requests and responses share: headers, body and typed header accessors."""
 
+    _to_text: str | None = None  # the To value that `to` holds parsed, once read
+
     def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
         self.headers = headers if headers is not None else Headers()
         self.body = body
@@ -172,10 +189,9 @@ class Message:
         raise NotImplementedError
 
     def __bytes__(self) -> bytes:
-        lines = [self.start_line()]
-        lines += [f"{name}: {value}" for name, value in self.headers if name != "Content-Length"]
-        lines.append(f"Content-Length: {len(self.body)}")
-        head = "\r\n".join(lines) + "\r\n\r\n"
+        fields = self.headers._fields
+        lines = [f"{name}: {value}\r\n" for name, value in fields if name != "Content-Length"]
+        head = f"{self.start_line()}\r\n{''.join(lines)}Content-Length: {len(self.body)}\r\n\r\n"
         return head.encode("utf-8", "surrogateescape") + self.body
 
     @_parsed_once
@@ -200,7 +216,10 @@ class Message:
 
     @_parsed_once
     def to(self) -> NameAddr:
-        return NameAddr.parse(self._required("To"))
+        text = self._required("To")
+        to = NameAddr.parse(text)
+        self._to_text = text  # make_response answers this text without parsing it again
+        return to
 
     @_parsed_once
     def contacts(self) -> list[NameAddr]:
@@ -223,7 +242,9 @@ class Message:
         return None if value is None else parse_content_type(value)
 
     def _required(self, name: str) -> str:
-        value = self.headers.get(name)
+        headers = self.headers
+        # `name` is spelled as canonical_name would.
+        value = (headers._first or headers._index()).get(name)
         if value is None:
             raise ParseError(f"missing {name}")
         return value
@@ -251,6 +272,19 @@ class Request(Message):
         if self.uri_scheme not in ("sip", "sips"):
             raise ParseError(f"unsupported URI scheme {self.uri_scheme[:30]!r}", 416)
         return SipUri.parse(self.uri)
+
+    def stamp_received(self, ip: str, port: int) -> None:
+        """Stamp received/rport on the top Via as a server must (RFC 3261 §18.2.1, RFC 3581
+        §4), in the header fields and in `vias`. The Via fields then follow the others, one
+        entry each, as a request forwarded from here carries them."""
+        vias = self.vias
+        stamped = vias[0].with_received(ip, port)
+        texts = self.headers.get_all("Via")
+        texts[0] = str(stamped)
+        headers = self.headers
+        fields = [field for field in headers._fields if field[0] != "Via"]
+        headers._fields, headers._first = fields + [("Via", text) for text in texts], None
+        self.__dict__["vias"] = [stamped, *vias[1:]]  # what parsing the new fields gives
 
     @property
     def max_forwards(self) -> int:
@@ -292,14 +326,12 @@ def parse_message(
         raise too_large(data, max_size)
     # Leading CRLFs are keep-alives or junk between messages (RFC 3261 §7.5).
     data = data.lstrip(b"\r\n")
-    match = _HEADER_END.search(data)
-    if match:
-        head, body = data[: match.start()], data[match.end() :]
+    end = _head_end(data)
+    if end is not None:
+        head, body = data[: end[0]], data[end[1] :]
     else:
         head, body = data.rstrip(b"\r\n"), b""
-    lines = _TEXT_LINE_END.split(head.decode("utf-8", "surrogateescape"))
-    message, version = _start_line(lines[0])
-    message.headers = _header_fields(lines[1:])
+    message, version = _message(head)
     message.body = body
     try:
         if version != "2.0":
@@ -316,13 +348,11 @@ def too_large(data: bytes, max_size: int) -> ParseError:
     """A 513 error carrying the request's headers when they are readable, to answer it."""
     error = ParseError("message too large", 513)
     data = data.lstrip(b"\r\n")
-    match = _HEADER_END.search(data, 0, max_size)
-    if match is None:
+    end = _head_end(data, max_size)
+    if end is None:
         return error
     try:
-        lines = _TEXT_LINE_END.split(data[: match.start()].decode("utf-8", "surrogateescape"))
-        message, _ = _start_line(lines[0])
-        message.headers = _header_fields(lines[1:])
+        message, _ = _message(data[: end[0]])
         _ = message.vias, message.cseq, message.from_, message.to, message.call_id
         error.message = message
     except ParseError:
@@ -330,23 +360,44 @@ def too_large(data: bytes, max_size: int) -> ParseError:
     return error
 
 
-def _start_line(line: str) -> tuple[Request | Response, str]:
+def _head_end(data: bytes, limit: int | None = None) -> tuple[int, int] | None:
+    """Where the empty line after the headers starts and where the body starts: at the
+    first CRLF CRLF, or LF LF (RFC 3261 §7.5), within data[:limit]. Two finds, at C speed."""
+    crlf = data.find(b"\r\n\r\n", 0, limit)
+    lf = data.find(b"\n\n", 0, limit if crlf < 0 else crlf)
+    if lf >= 0:
+        return lf, lf + 2
+    return (crlf, crlf + 4) if crlf >= 0 else None
+
+
+def _message(head: bytes) -> tuple[Request | Response, str]:
+    """The request or response that the header section `head` makes, and its SIP version."""
+    text = head.decode("utf-8", "surrogateescape")
+    lines = text.split("\r\n")
+    if text.count("\n") >= len(lines):  # a line also ends at a lone LF
+        lines = text.replace("\r\n", "\n").split("\n")
+    line, *lines = lines
     if line.startswith("SIP/"):
         match = _STATUS_LINE.match(line)
         if not match or not 100 <= int(match[2]) <= 699:
             raise ParseError("bad status line")
         version, status, reason = match.groups()
-        return Response(int(status), reason or ""), version
+        return Response(int(status), reason or "", _header_fields(lines)), version
     match = _REQUEST_LINE.match(line)
     if not match:
         raise ParseError("bad request line")
     method, uri, version = match.groups()
-    return Request(method, uri), version
+    return Request(method, uri, _header_fields(lines)), version
 
 
 def _header_fields(lines: list[str]) -> Headers:
     fields: list[tuple[str, str]] = []
     for line in lines:
+        name, colon, value = line.partition(":")
+        if colon and (canonical := _NAMES_SEEN.get(name)) is not None:
+            # Known names never start with LWS, so this is no continuation line.
+            fields.append((canonical, value.strip()))
+            continue
         if line[:1] in (" ", "\t"):
             # Folded continuation line (RFC 3261 §7.3.1): part of the previous value.
             if not fields:
@@ -356,11 +407,7 @@ def _header_fields(lines: list[str]) -> Headers:
                 name, value = fields[-1]
                 fields[-1] = (name, f"{value} {part}" if value else part)
             continue
-        name, colon, value = line.partition(":")
-        canonical = _NAMES_SEEN.get(name) if colon else None
-        if canonical is None:
-            canonical = _header_name(name, colon, line)
-        fields.append((canonical, value.strip()))
+        fields.append((_header_name(name, colon, line), value.strip()))
     return Headers.adopt(fields)
 
 
@@ -380,16 +427,18 @@ def _header_name(name: str, colon: str, line: str) -> str:
 
 
 def _check(message: Request | Response, stream: bool) -> None:
-    names = [name for name, _ in message.headers]
+    first = message.headers._index()
     for name in MANDATORY:
-        if name not in names:
+        if name not in first:
             raise ParseError(f"missing {name}")
-    for name in SINGLE:
-        if names.count(name) > 1:
-            raise ParseError(f"more than one {name}")
-    if not message.headers.get("Call-ID", "").strip():
+    if len(first) < len(message.headers._fields):  # some name repeats
+        names = [name for name, _ in message.headers]
+        for name in SINGLE:
+            if names.count(name) > 1:
+                raise ParseError(f"more than one {name}")
+    if not first["Call-ID"].strip():
         raise ParseError("empty Call-ID")
-    length_text = message.headers.get("Content-Length")
+    length_text = first.get("Content-Length")
     if length_text is not None:
         length = parse_uint(length_text, "Content-Length")
         if length > len(message.body):
@@ -426,24 +475,25 @@ def make_response(
     to_tag: str | None = None,
 ) -> Response:
     """A response to `request` per RFC 3261 §8.2.6: Via, From, To (+tag), Call-ID, CSeq."""
-    asked = request.headers
-    fields = [("Via", via) for via in asked.get_all("Via")]
-    to = asked.get("To", "")
-    if status > 100 and not _has_tag(to):
+    first = request.headers._index()
+    fields = [("Via", via) for via in request.headers.get_all("Via")]
+    to = first.get("To", "")
+    if status > 100 and not _has_tag(request, to):
         to = f"{to};tag={to_tag or new_tag()}"
     fields += [
-        ("From", asked.get("From", "")),
+        ("From", first.get("From", "")),
         ("To", to),
-        ("Call-ID", asked.get("Call-ID", "")),
-        ("CSeq", asked.get("CSeq", "")),
+        ("Call-ID", first.get("Call-ID", "")),
+        ("CSeq", first.get("CSeq", "")),
     ]
-    timestamp = asked.get("Timestamp")
-    if status == 100 and timestamp is not None:
+    if status == 100 and (timestamp := first.get("Timestamp")) is not None:
         fields.append(("Timestamp", timestamp))  # §8.2.6.1
     return Response(status, reason, Headers.adopt(fields))
 
 
-def _has_tag(to: str) -> bool:
+def _has_tag(request: Request, to: str) -> bool:
+    if to is request._to_text:  # parsed already, as a received request's is by _check
+        return request.to.tag is not None
     try:
         return NameAddr.parse(to).tag is not None
     except ParseError:
@@ -485,14 +535,14 @@ class StreamFramer:
         messages = []
         while True:
             self._buffer = self._buffer.lstrip(b"\r\n")
-            match = _HEADER_END.search(self._buffer)
-            if not match:
+            bounds = _head_end(self._buffer)
+            if bounds is None:
                 if len(self._buffer) > self.max_size:
                     raise ParseError("message too large", 513)
                 return messages
-            head = self._buffer[: match.start()]
+            head = self._buffer[: bounds[0]]
             length = _content_length(head)
-            end = match.end() + length
+            end = bounds[1] + length
             if end > self.max_size:
                 raise too_large(self._buffer, self.max_size)
             if len(self._buffer) < end:

@@ -9,24 +9,82 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from urllib.parse import unquote
 
 from .errors import ParseError
 
-_TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
+_TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
+_TOKEN = re.compile(rf"^[{_TOKEN_CHARS}]+$")
 # gen-value = token / host / quoted-string (RFC 3261 §25.1); host brings ':' and '[]' (IPv6).
-_GEN_VALUE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~:\[\]]+$")
+_GEN_VALUE = re.compile(rf"^[{_TOKEN_CHARS}:\[\]]+$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9\-.]+$")
 _PORT = re.compile(r"^[0-9]{1,5}$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+\-.]*$")
 # Never part of a URI unescaped: whitespace, controls, and what delimits a URI in a header.
 _NOT_IN_URI = re.compile(r"[\x00-\x20\x7f<>\"]")
+# What follows the opening quote of a quoted-string, up to the closing one. Possessive: an
+# unterminated string fails in one pass instead of backtracking.
+_QUOTED_REST = re.compile(r'(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
+# What split_outside_quotes stops at, for the separators headers use.
+_SPECIALS = {sep: re.compile(f'["<>{sep}]') for sep in ",;"}
+
+# The regular expressions below accept, in one C-speed match, the text that the step-by-step
+# parsers after them accept (the common shapes at least; tests/core/test_fastpaths.py checks
+# that both give the same result). Text they refuse goes through those parsers, which say
+# what is wrong with it.
+#
+# SIP URI: sip: or sips:, user[:password]@ host[:port] ;params ?headers. '@' occurs only as
+# the end of the userinfo, whitespace and controls nowhere; IPv6 references go the long way.
+# Each part ends where the next begins, so none needs to give characters back (++, *+).
+_NOT_FAST = r"\s\x00-\x1f\x7f<>\"@"
+_SIP_URI = re.compile(
+    r"([Ss][Ii][Pp][Ss]?):"
+    rf"(?:([^{_NOT_FAST}:]++)(?::([^{_NOT_FAST}]*+))?@)?"
+    r"([A-Za-z0-9\-.]++)(?::([0-9]{1,5}+))?"
+    rf"((?:;(?:[^{_NOT_FAST};?=][^{_NOT_FAST};?]*+)?)*+)"
+    rf"(?:\?([^{_NOT_FAST}]*+))?"
+)
+_HOSTPORT = re.compile(r"([A-Za-z0-9\-.]++)(?::([0-9]{1,5}+))?")
+# Header parameters: *( SEMI token [ EQUAL ( token / host / quoted-string ) ] ) without the
+# LWS the grammar allows around each part (parse_params' strip()s take it, the slow way).
+# Part of the expressions for name-addr here and Via in headers.py; _PARAM then takes the
+# parameters out of the text they matched.
+_QUOTED = r'"(?:[^"\\]++|\\.)*+"'
+_PARAMS_PATTERN = rf"(?:;[{_TOKEN_CHARS}]++(?:=(?:[{_TOKEN_CHARS}:\[\]]++|{_QUOTED}))?+)*+"
+_PARAMS = re.compile(_PARAMS_PATTERN, re.DOTALL)
+_PARAM = re.compile(rf";([{_TOKEN_CHARS}]++)(?:=([{_TOKEN_CHARS}:\[\]]++|{_QUOTED}))?", re.DOTALL)
+# name-addr: a quoted or token display name, then <URI> without whitespace (a sip: or sips:
+# one apart, which parse_uri would hand to SipUri.parse), then header parameters.
+_NAME_ADDR = re.compile(
+    rf'(?:"((?:[^"\\]++|\\.)*+)"\s*+|([{_TOKEN_CHARS}\s]*+))'
+    r"<(?:([Ss][Ii][Pp][Ss]?:[^\s>]++)|([^\s>]*+))>"
+    rf"({_PARAMS_PATTERN})",
+    re.DOTALL,
+)
 
 
 def is_token(value: str) -> bool:
     return bool(_TOKEN.match(value))
+
+
+def _frozen_builder(cls: type) -> Callable:
+    """A function taking a frozen slots dataclass's fields in order and returning the
+    instance, at half the cost of cls(...): the generated __init__ of a frozen class goes
+    through object.__setattr__ for each field, and parsers build half a dozen instances
+    per message. Written out the way dataclasses writes __init__, for the same reason."""
+    assert not hasattr(cls, "__post_init__"), "a builder would skip __post_init__"
+    names = [f.name for f in fields(cls)]
+    lines = [f"def build({', '.join(names)}):", "    self = new(cls)"]
+    lines += [f"    set_{name}(self, {name})" for name in names]
+    lines.append("    return self")
+    namespace = {"new": object.__new__, "cls": cls}
+    namespace.update({f"set_{name}": getattr(cls, name).__set__ for name in names})
+    exec("\n".join(lines), namespace)
+    return namespace["build"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +99,23 @@ class SipUri:
     params: tuple[tuple[str, str | None], ...] = ()
     headers: str | None = None
 
-    @classmethod
+    # A static method: the cache's key is then the text alone, not a (class, text) tuple.
+    @staticmethod
     @lru_cache(maxsize=4096)  # immutable, and the same URIs recur request after request
-    def parse(cls, text: str) -> SipUri:
+    def parse(text: str) -> SipUri:
+        match = _SIP_URI.fullmatch(text.strip())
+        if match:
+            scheme, user, password, host, port, params, headers = match.groups()
+            if port is None or 0 < (port := int(port)) < 65536:
+                params = _uri_params(params)
+                scheme = scheme.lower()
+                return _build_sip_uri(scheme, host, user, password, port, params, headers or None)
+        return SipUri._parse_stepwise(text)
+
+    @classmethod
+    def _parse_stepwise(cls, text: str) -> SipUri:
+        """`parse` one part at a time: for the shapes its regular expression leaves out
+        (IPv6 references, odd whitespace) and to say what is wrong."""
         text = text.strip()
         scheme, sep, rest = text.partition(":")
         scheme = scheme.lower()
@@ -137,6 +209,17 @@ def _unescape(value: str | None) -> str | None:
 
 def split_hostport(text: str) -> tuple[str, int | None]:
     """Split host[:port], with IPv6 references in brackets; validates both parts."""
+    match = _HOSTPORT.fullmatch(text)
+    if match:
+        host, port = match.groups()
+        if port is None:
+            return host, None
+        if 0 < (number := int(port)) < 65536:
+            return host, number
+    return _split_hostport_stepwise(text)
+
+
+def _split_hostport_stepwise(text: str) -> tuple[str, int | None]:
     text = text.strip()
     if text.startswith("["):
         end = text.find("]")
@@ -166,6 +249,17 @@ def split_hostport(text: str) -> tuple[str, int | None]:
     return host, port
 
 
+def _uri_params(text: str) -> tuple[tuple[str, str | None], ...]:
+    """The parameters of `;a=1;;b` as _SIP_URI matched them: no empty names."""
+    params = []
+    if text:  # a loop, cheaper than comprehensions for the one or two there are
+        for part in text[1:].split(";"):
+            if part:
+                name, eq, value = part.partition("=")
+                params.append((name, value if eq else None))
+    return tuple(params)
+
+
 def _split_param(text: str) -> tuple[str, str | None]:
     name, eq, value = text.partition("=")
     if not name:
@@ -185,9 +279,25 @@ class NameAddr:
     params: tuple[tuple[str, str | None], ...] = field(default=())
     bracketed: bool = True
 
-    @classmethod
+    @staticmethod
     @lru_cache(maxsize=4096)  # To and Contact recur; a From differs by its tag alone
-    def parse(cls, text: str) -> NameAddr:
+    def parse(text: str) -> NameAddr:
+        match = _NAME_ADDR.fullmatch(text.strip())
+        if match is None:
+            return NameAddr._parse_stepwise(text)
+        quoted, words, sip_uri, other_uri, params = match.groups()
+        if quoted is not None:
+            display = _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
+        elif words:
+            display = " ".join(words.split()) or None
+        else:
+            display = None  # the common <sip:...>, without the join
+        uri = SipUri.parse(sip_uri) if sip_uri is not None else parse_uri(other_uri)
+        return _build_name_addr(uri, display, _matched_params(params), True)
+
+    @classmethod
+    def _parse_stepwise(cls, text: str) -> NameAddr:
+        """`parse` one part at a time: for an addr-spec, odd shapes and to say what is wrong."""
         text = text.strip()
         if not text:
             raise ParseError("empty address")
@@ -252,6 +362,10 @@ class NameAddr:
         return replace(self, params=kept + tuple(params.items()))
 
 
+_build_sip_uri = _frozen_builder(SipUri)
+_build_name_addr = _frozen_builder(NameAddr)
+
+
 def _bracketed(text: str) -> tuple[str, str]:
     """Split 'uri>params' (the text after '<') into the URI and what follows '>'."""
     uri_text, close, params_text = text.partition(">")
@@ -286,21 +400,12 @@ def _unquoted_display_name(text: str) -> str | None:
 
 def read_quoted(text: str, start: int) -> tuple[str, int]:
     """Read the quoted-string starting at text[start] == '"'; return (value, index after)."""
-    out = []
-    i = start + 1
-    while i < len(text):
-        c = text[i]
-        if c == "\\":
-            if i + 1 >= len(text):
-                break
-            out.append(text[i + 1])
-            i += 2
-            continue
-        if c == '"':
-            return "".join(out), i + 1
-        out.append(c)
-        i += 1
-    raise ParseError("unterminated quoted string")
+    match = _QUOTED_REST.match(text, start + 1)
+    if match is None:
+        raise ParseError("unterminated quoted string")
+    end = match.end()
+    value = text[start + 1 : end - 1]
+    return (_QUOTED_PAIR.sub(r"\1", value) if "\\" in value else value), end
 
 
 _NEEDS_BACKSLASH = re.compile(r'[\\"\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
@@ -318,6 +423,21 @@ def parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
     `text` is empty or starts (after LWS) with ';'. Empty parameters (';;') are an error
     (RFC 4475 §3.1.2.1), and so is anything but a token, host or quoted-string as a value.
     """
+    if _PARAMS.fullmatch(text):
+        return _matched_params(text)
+    return _parse_params_stepwise(text)
+
+
+def _matched_params(text: str) -> tuple[tuple[str, str | None], ...]:
+    """The parameters of `text`, which _PARAMS_PATTERN matched."""
+    params = []
+    if text:  # a loop, cheaper than a comprehension for the one or two there are
+        for name, value in _PARAM.findall(text):
+            params.append((name, value or None))  # a flag has no value, a value is not empty
+    return tuple(params)
+
+
+def _parse_params_stepwise(text: str) -> tuple[tuple[str, str | None], ...]:
     first, *parts = split_outside_quotes(text, ";")
     if first.strip():
         raise ParseError(f"junk before parameters {first.strip()[:30]!r}")
@@ -347,28 +467,25 @@ def _is_gen_value(value: str) -> bool:
 
 
 def split_outside_quotes(text: str, sep: str) -> list[str]:
-    """Split on sep where it is not inside a quoted string or <...>."""
+    """Split on the character sep where it is not inside a quoted string or <...>."""
     if '"' not in text and ("<" not in text and ">" not in text or sep not in text):
         return text.split(sep)  # the common cases, at C speed
-    parts, start, i, in_quotes, depth = [], 0, 0, False, 0
-    while i < len(text):
-        c = text[i]
-        if in_quotes:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                in_quotes = False
-        elif c == '"':
-            in_quotes = True
+    # Jump from one character that matters to the next, and over quoted strings whole.
+    special = _SPECIALS.get(sep) or re.compile(f'["<>{re.escape(sep)}]')
+    parts, start, i, depth = [], 0, 0, 0
+    while match := special.search(text, i):
+        c, i = match.group(), match.end()
+        if c == '"':
+            quoted = _QUOTED_REST.match(text, i)
+            if quoted is None:
+                raise ParseError("unterminated quoted string")
+            i = quoted.end()
         elif c == "<":
             depth += 1
         elif c == ">":
             depth = max(0, depth - 1)
-        elif c == sep and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-        i += 1
-    if in_quotes:
-        raise ParseError("unterminated quoted string")
+        elif depth == 0:
+            parts.append(text[start : i - 1])
+            start = i
     parts.append(text[start:])
     return parts

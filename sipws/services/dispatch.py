@@ -202,13 +202,7 @@ class SipServer:
             await self.send(flow, bytes(response))
 
     async def _handle_request(self, request: Request, flow: Flow, now: float) -> None:
-        parsed = request.vias
-        stamped = parsed[0].with_received(flow.remote_host, flow.remote_port)
-        vias = request.headers.get_all("Via")
-        request.headers.remove("Via")
-        for value in [str(stamped), *vias[1:]]:
-            request.headers.add("Via", value)
-        request.__dict__["vias"] = [stamped, *parsed[1:]]  # what parsing them again gives
+        request.stamp_received(flow.remote_host, flow.remote_port)
         if request.method == "ACK":
             return  # non-INVITE server: no INVITE transaction an ACK could belong to
         key = _transaction_key(request)

@@ -164,6 +164,16 @@ def test_lf_line_ends_and_leading_crlf_are_accepted():
     assert parse_request(data).call_id == "a84b4c76e66710"
 
 
+def test_mixed_line_ends_and_the_first_empty_line_ends_the_headers():
+    """CRLF and lone LF may alternate; the first empty line of either kind ends the header
+    section, even with a CRLF CRLF in the body after it."""
+    data = message(length=None).replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\n")
+    mixed = data[: -len(b"\r\n")] + b"\nbody\r\n\r\nmore"
+    parsed = parse_request(mixed)
+    assert parsed.max_forwards == 70 and parsed.headers.get("Expires") == "600"
+    assert parsed.body == b"body\r\n\r\nmore"
+
+
 def test_unknown_content_encoding_reaches_the_application():
     """The parser keeps the values; the server answers 415 with Accept-Encoding
     (RFC 3261 §8.2.3), since it cannot read the body."""
@@ -292,6 +302,23 @@ def test_response_built_by_hand():
     assert bytes(response) == b"SIP/2.0 200 OK\r\nCall-ID: x\r\nContent-Length: 2\r\n\r\nok"
     assert Response(299).reason == "Unknown"
     assert Response(100, "").start_line() == "SIP/2.0 100 "
+
+
+def test_stamp_received_rewrites_the_top_via_and_moves_the_vias_last():
+    """RFC 3261 §18.2.1, RFC 3581 §4, as the dispatcher does for every request."""
+    request = parse_request(
+        message("Via: SIP/2.0/UDP p1.example.com;branch=z9hG4bKp1;rport, SIP/2.0/UDP p2\r\n")
+    )
+    request.stamp_received("192.0.2.9", 40000)
+    names = [name for name, _ in request.headers]
+    assert names[-3:] == ["Via", "Via", "Via"] and "Via" not in names[:-3]
+    assert request.headers.get_all("Via") == [
+        "SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bKnashds7;received=192.0.2.9",
+        "SIP/2.0/UDP p1.example.com;branch=z9hG4bKp1;rport",
+        "SIP/2.0/UDP p2",
+    ]
+    assert [str(via) for via in request.vias] == request.headers.get_all("Via")
+    assert request.top_via.param("received") == "192.0.2.9"
 
 
 # make_response (RFC 3261 §8.2.6) ----------------------------------------------------------
