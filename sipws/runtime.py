@@ -491,7 +491,8 @@ async def drain(timeout: float = 10.0) -> None:
     for listener in _listeners:
         listener.close()
     _listeners.clear()
-    if _server is not None and _server.in_flight:
-        log.info("waiting for %d SIP requests in flight", len(_server.in_flight))
-        await asyncio.wait(set(_server.in_flight), timeout=timeout)
+    if _server is not None and (_server.handling or _server.in_flight):
+        busy = _server.handling + len(_server.in_flight)
+        log.info("waiting for %d SIP requests in flight", busy)
+        await _server.quiesce(timeout)
     await stop_node()

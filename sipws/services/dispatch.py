@@ -129,7 +129,8 @@ class SipServer:
         self.limiter = RateLimiter(config.rate_limit)
         self.handlers: dict[str, Handler] = {}
         self.pending: dict[str, tuple[Flow, ResponseCallback, float]] = {}  # + time sent
-        self.in_flight: set[asyncio.Task] = set()
+        self.handling = 0  # messages being handled now
+        self.in_flight: set[asyncio.Task] = set()  # work that outlives its request (relays)
         self.allow = ALLOW
         # Set in a cluster: responses to another process's requests are passed on to it.
         self.forward: Forwarder | None = None
@@ -146,12 +147,19 @@ class SipServer:
 
     async def receive(self, data: bytes, flow: Flow) -> None:
         """Handle one received message; never raises (one bad peer must not hurt others)."""
-        task = asyncio.current_task()
-        self.in_flight.add(task)
+        self.handling += 1
         try:
             await self._receive(data, flow)
         finally:
-            self.in_flight.discard(task)
+            self.handling -= 1
+
+    async def quiesce(self, timeout: float) -> None:
+        """A graceful stop: wait, up to `timeout` seconds, until no received message is
+        being handled and no relayed MESSAGE waits for its answer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self.handling or self.in_flight) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
 
     async def _receive(self, data: bytes, flow: Flow) -> None:
         now = time.time()

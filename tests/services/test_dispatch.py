@@ -1,4 +1,5 @@
-"""The request pipeline's own work before a handler runs: Via stamping (RFC 3261 §18.2.1)."""
+"""The request pipeline's own work around a handler: Via stamping (RFC 3261 §18.2.1), and
+waiting for the requests in hand at a graceful stop."""
 
 import asyncio
 
@@ -41,3 +42,33 @@ def test_handlers_see_the_stamped_via_as_a_fresh_parse_of_the_headers_would():
     response = parse_message(sent[0])
     assert response.status == 200
     assert [str(via) for via in response.vias] == [str(via) for via in reparsed]
+
+
+def test_a_graceful_stop_waits_for_the_requests_being_handled():
+    """`quiesce` returns once the message in hand is answered, and not before."""
+    sent, release = [], None
+
+    async def send(flow, data, fallback=None):
+        sent.append(data)
+        return True
+
+    async def handler(server, request, flow):
+        await release.wait()  # a database job or a slow peer, say
+        return make_response(request, 200)
+
+    async def main():
+        nonlocal release
+        release = asyncio.Event()
+        server = SipServer(ServerConfig(domains=["localhost"], secret=b"k" * 32), send)
+        server.route("OPTIONS", handler)
+        handling = asyncio.create_task(server.receive(OPTIONS, Flow("udp", "192.0.2.7", 40123)))
+        await asyncio.sleep(0)
+        assert server.handling == 1
+        await server.quiesce(0.1)  # still waiting: gives up at the timeout
+        assert not handling.done() and sent == []
+        release.set()
+        await server.quiesce(5)
+        assert handling.done() and server.handling == 0
+        assert parse_message(sent[0]).status == 200
+
+    asyncio.run(main())
