@@ -24,13 +24,20 @@ T4 = 5.0  # longest time a message stays in the network
 TransactionKey = Hashable
 
 
-class State(enum.Enum):
+class _Member(enum.Enum):
+    """Members hashed by identity, which is how they compare: Enum's own __hash__ is
+    Python code, and the tables below are looked up for every request and response."""
+
+    __hash__ = object.__hash__
+
+
+class State(_Member):
     TRYING = "trying"
     PROCEEDING = "proceeding"
     COMPLETED = "completed"
 
 
-class Response(enum.Enum):
+class Response(_Member):
     """A response seen as input to a state machine: its class is all that matters."""
 
     PROVISIONAL = "1xx"
