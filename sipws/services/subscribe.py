@@ -192,9 +192,11 @@ def current_state(
     if exclude is not None:
         where += ' AND "publisher" <> %s'
         params.append(exclude)
-    rows = presentities.select(where, params, order='"received_time" DESC')
+    # The five columns a Publication needs, not model instances of whole rows.
+    rows = presentities.execute(f"{_PUBLICATIONS} WHERE {where}", params)
     publications = [
-        Publication(bytes(r.body), r.content_type, r.etag, r.received_time, r.sender) for r in rows
+        Publication(bytes(body), content_type, etag, received_time, sender)
+        for body, content_type, etag, received_time, sender in rows
     ]
     for source in publication_sources.get(package.name, ()):
         publications += source(presentity)
@@ -202,6 +204,11 @@ def current_state(
     if publications:
         return package.aggregate(presentity, publications)
     return package.neutral_body(presentity)
+
+
+_PUBLICATIONS = (
+    f'SELECT "body", "content_type", "etag", "received_time", "sender" FROM {presentities.name}'
+)
 
 
 def watchers_of(presentity: str, event: str) -> list[ActiveWatcher]:

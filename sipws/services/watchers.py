@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
 
 from ..models import ActiveWatcher, SubscriptionStatus, Watcher
 from .rows import Table
@@ -41,27 +43,46 @@ def listen(listener: Listener) -> None:
 
 def report(server, changes: list[WatcherChange]) -> list:
     """Store the changes in the Watcher table; return the NOTIFYs listeners want sent."""
-    # One upsert for all changes, instead of a read and a write for each.
-    _watchers.upsert(
-        [_row(change) for change in changes],
-        unique=["presentity_uri", "watcher_uri", "event"],
-        update=["status", "reason", "watcher_display", "updated"],
-    )
+    # One upsert for all changes, instead of a read and a write for each; its values
+    # come straight from the changes (a model instance per row cost more than the SQL).
+    if changes:
+        now = datetime.now(UTC)
+        values = []
+        for change in changes:
+            values += (change.presentity, change.watcher, change.display_name, change.event)
+            values += (str(change.decision), change.reason, now, now)
+        _watchers.execute(_upsert(len(changes)), values)
     outgoing = []
     for listener in _listeners:
         outgoing += listener(server, changes)
     return outgoing
 
 
-def _row(change: WatcherChange) -> Watcher:
-    return _watchers.new(
-        presentity_uri=change.presentity,
-        watcher_uri=change.watcher,
-        event=change.event,
-        status=change.decision,
-        reason=change.reason,
-        watcher_display=change.display_name,
-    )  # `updated` is stamped at the upsert (auto_now)
+_COLUMNS = (
+    "presentity_uri",
+    "watcher_uri",
+    "watcher_display",
+    "event",
+    "status",
+    "reason",
+    "inserted_time",
+    "updated",
+)
+_UPDATED = ("status", "reason", "watcher_display", "updated")
+
+
+@lru_cache(maxsize=8)
+def _upsert(rows: int) -> str:
+    """INSERT of `rows` watchers, or UPDATE of the authorization where the watcher is
+    known; the ON CONFLICT clause is the same in SQLite and PostgreSQL."""
+    quoted = _watchers.quoted
+    row = f"({', '.join(['%s'] * len(_COLUMNS))})"
+    unique = ", ".join(quoted[name] for name in ("presentity_uri", "watcher_uri", "event"))
+    assignments = ", ".join(f"{quoted[name]} = EXCLUDED.{quoted[name]}" for name in _UPDATED)
+    return (
+        f"INSERT INTO {_watchers.name} ({', '.join(quoted[name] for name in _COLUMNS)}) "
+        f"VALUES {', '.join([row] * rows)} ON CONFLICT ({unique}) DO UPDATE SET {assignments}"
+    )
 
 
 def started(subscription: ActiveWatcher, reason: str = "subscribe") -> WatcherChange:
