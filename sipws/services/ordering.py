@@ -27,7 +27,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from collections import defaultdict
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 
 from django.db import connection
@@ -189,11 +189,14 @@ class Held:
 
 
 class PresentityLocks:
-    """The asyncio lock per presentity in this process, plus the cluster lease."""
+    """One holder at a time per presentity in this process, first come first served,
+    plus the cluster lease."""
 
     def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: defaultdict[str, int] = defaultdict(int)
+        # A presentity is held while it has an entry here: the turns of those waiting for
+        # it, in order. (An asyncio.Lock made and dropped for nearly every request, as
+        # most presentities see one change at a time, cost more than this.)
+        self._queues: dict[str, deque[asyncio.Future]] = {}
         self._cluster: _ClusterLeases | None = None
         self._cluster_url: str | None = None
 
@@ -211,13 +214,7 @@ class PresentityLocks:
         return _Acquiring(self, uri)
 
     async def acquire(self, uri: str) -> Held:
-        lock = self._locks.setdefault(uri, asyncio.Lock())
-        self._users[uri] += 1
-        try:
-            await lock.acquire()
-        except BaseException:
-            self._forget(uri)
-            raise
+        await self._acquire_local(uri)
         leases = {}
         cluster = self.cluster
         if cluster is not None:
@@ -228,17 +225,26 @@ class PresentityLocks:
                 raise
         return Held(self, [uri], leases)
 
+    async def _acquire_local(self, uri: str) -> None:
+        queue = self._queues.get(uri)
+        if queue is None:
+            self._queues[uri] = deque()
+            return
+        turn = asyncio.get_running_loop().create_future()
+        queue.append(turn)
+        try:
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():  # given the turn as it was cancelled
+                self._release_local(uri)
+            raise  # a cancelled turn stays queued: `_release_local` passes it by
+
     async def try_acquire(self, uris: Iterable[str]) -> Held:
         """The locks among `uris` that nobody holds or waits for now (the expiry sweep
         leaves the others to its next round)."""
-        free = []
-        for uri in sorted(set(uris)):
-            if uri in self._locks:  # held, or waited for
-                continue
-            lock = self._locks[uri] = asyncio.Lock()
-            self._users[uri] += 1
-            await lock.acquire()  # free: returns at once
-            free.append(uri)
+        free = [uri for uri in sorted(set(uris)) if uri not in self._queues]
+        for uri in free:
+            self._queues[uri] = deque()
         held = Held(self, free, {})
         cluster = self.cluster
         if cluster is not None and free:
@@ -251,14 +257,14 @@ class PresentityLocks:
         return held
 
     def _release_local(self, uri: str) -> None:
-        self._locks[uri].release()
-        self._forget(uri)
-
-    def _forget(self, uri: str) -> None:
-        self._users[uri] -= 1
-        if self._users[uri] == 0:
-            del self._users[uri]
-            del self._locks[uri]
+        """Give the presentity to the first waiter still waiting, else free it."""
+        queue = self._queues[uri]
+        while queue:
+            turn = queue.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        del self._queues[uri]
 
 
 class _Acquiring:
