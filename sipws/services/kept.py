@@ -19,6 +19,7 @@ PostgreSQL (a cluster) reads every time: a change on another node would go unsee
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -27,7 +28,10 @@ from django.db.models.signals import post_delete, post_save
 
 from .dbthread import batch_connection, current_batch
 
-LIMIT = 10_000  # answers kept per connection and kind; all are forgotten when it is reached
+# Answers kept per connection and kind. A presentity's XCAP documents take two (its rules'
+# versions, its pidf-manipulation), so 6,000 users filled the old limit of 10,000 and
+# every answer was forgotten each time round: at the limit, the oldest tenth goes.
+LIMIT = 50_000
 
 
 class KeptAnswers:
@@ -56,7 +60,8 @@ class KeptAnswers:
             pass
         answer = read()
         if len(answers) >= LIMIT:
-            answers.clear()
+            for oldest in list(islice(answers, LIMIT // 10)):
+                del answers[oldest]
         answers[key] = answer
         return answer
 

@@ -122,3 +122,22 @@ def test_pidf_manipulation_is_kept_and_seen_to_change():
     assert _reads(statements) == 1
     document.delete()
     assert _turns(lambda: pidf_manipulation(ALICE))[0] == [[]]
+
+
+def test_a_full_store_forgets_its_oldest_answers_not_all(monkeypatch):
+    """At the limit the oldest tenth goes: the rest of a working set near the limit
+    (thousands of presentities) stays kept."""
+    from sipws.services import kept
+
+    monkeypatch.setattr(kept, "LIMIT", 20)
+    users = [f"sip:u{i}@localhost" for i in range(20)]  # one answer each: the limit
+
+    def ask(who):
+        return lambda: [policy.decide(BOB, user).status for user in who]
+
+    _, statements = _turns(ask(users), ask(users))
+    assert _reads(statements) == 20  # each presentity's documents read once, in turn one
+    _, statements = _turns(ask(["sip:new@localhost"]), ask(users[2:]), ask(users[:2]))
+    # The new presentity made room by dropping the two oldest answers (u0's and u1's);
+    # u2 to u19 were still kept; u0 and u1 are read again.
+    assert _reads(statements) == 1 + 0 + 2
