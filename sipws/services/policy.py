@@ -6,8 +6,7 @@ active and sees everything. `xcapapi` registers the pres-rules policy for presen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -60,19 +59,25 @@ def may_publish(event: str, account, presentity: str) -> bool:
 _batch: ContextVar[dict | None] = ContextVar("policy_batch", default=None)
 
 
-@contextmanager
-def batch() -> Iterator[None]:
+class _Batch:
+    """The context manager `batch()` returns (a class: a generator-based one cost more
+    than the lookups it saves, and every SUBSCRIBE and NOTIFY opens one)."""
+
+    __slots__ = ("token",)
+
+    def __enter__(self) -> None:
+        self.token = _batch.set({}) if _batch.get() is None else None
+
+    def __exit__(self, *exc) -> None:
+        if self.token is not None:
+            _batch.reset(self.token)
+
+
+def batch() -> _Batch:
     """Decisions made inside share `batch_cache()`: one NOTIFY fan-out reads a
     presentity's rules once, not once per watcher. A batch inside a batch is the outer
     one, so a SUBSCRIBE deciding and then NOTIFYing reads the rules once too."""
-    if _batch.get() is not None:
-        yield
-        return
-    token = _batch.set({})
-    try:
-        yield
-    finally:
-        _batch.reset(token)
+    return _Batch()
 
 
 def batch_cache() -> dict | None:
