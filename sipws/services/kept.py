@@ -89,6 +89,10 @@ class KeptAnswers:
             setattr(db, self._kept, kept)
         return kept[3]
 
+    def forget(self, using: str = DEFAULT_DB_ALIAS) -> None:
+        """Forget every answer, for a write to the models that sends no signal."""
+        self._forget(using)
+
     def _forget(self, using=DEFAULT_DB_ALIAS, **_) -> None:
         self.generation += 1
         db = connections[using]

@@ -13,9 +13,16 @@ from datetime import UTC, datetime
 from ..event_packages.winfo import WatcherEntry, render, winfo
 from ..models import ActiveWatcher, SubscriptionStatus, Watcher
 from . import notify, policy, watchers
+from .kept import KeptAnswers
 from .notify import active_watchers
 
 WATCHED = "presence"  # the package whose watchers winfo reports
+
+# Whether a presentity has a winfo subscription (of any status), kept while none can have
+# been added (services/kept): every presence SUBSCRIBE and unsubscribe asks, and few
+# presentities are watched through winfo. Only a new winfo subscription turns a "no" into
+# a "yes"; SUBSCRIBE inserts its row without a signal, then reports it here (`on_changes`).
+_has_winfo = KeptAnswers("winfo-subscribed", ActiveWatcher)
 
 
 def full_state(subscription: ActiveWatcher) -> bytes:
@@ -34,9 +41,13 @@ def on_changes(server, changes: list[watchers.WatcherChange]) -> list[notify.Out
     for change in changes:
         if change.event == WATCHED:
             by_presentity[change.presentity].append(change)
+        elif change.event == winfo.name:
+            _has_winfo.forget()
     outgoing = []
     now = datetime.now(UTC)
     for presentity, changed in by_presentity.items():
+        if not _has_winfo.get(presentity, lambda p=presentity: _winfo_subscribed(p)):
+            continue
         subscribers = active_watchers.select(
             '"presentity_uri" = %s AND "event" = %s AND "status" = %s',
             [presentity, winfo.name, SubscriptionStatus.ACTIVE.value],
@@ -56,6 +67,11 @@ def on_changes(server, changes: list[watchers.WatcherChange]) -> list[notify.Out
 
         outgoing += notify.prepare(server, subscribers, None, body_for=partial)
     return outgoing
+
+
+def _winfo_subscribed(presentity: str) -> bool:
+    where = '"presentity_uri" = %s AND "event" = %s'
+    return active_watchers.count(where, [presentity, winfo.name]) > 0
 
 
 def _changed_entries(presentity, changed, now) -> list[WatcherEntry]:

@@ -197,3 +197,22 @@ def test_a_waiting_watcher_approved_is_told_and_active_when_it_returns(server, u
     assert state(again)[0] == "active"
     version, kind, listed = watcherinfo(next_notify(owner).body)
     assert (listed[DAVE]["status"], listed[DAVE]["event"]) == ("active", "subscribe")
+
+
+def test_watchers_before_the_first_winfo_subscription_do_not_hide_later_ones(server, ua):
+    # The server keeps, per presentity, whether it has a winfo subscription: the "no"
+    # learnt from Bob's comings and goings must not outlive Judy's own subscription.
+    judy = aor("judy")
+    bob = ua("udp", server, user="bob")
+    reply, _ = watch(bob, judy)
+    unsubscribe(bob, reply, judy)
+    owner = ua("udp", server, user="judy")
+    _, full = watch(owner, judy, event=WINFO)
+    assert watcherinfo(full.body)[2][BOB]["status"] == "waiting"
+
+    carol = ua("udp", server, user="carol")
+    watch(carol, judy)
+
+    version, kind, listed = watcherinfo(next_notify(owner).body)
+    assert (version, kind) == (1, "partial")
+    assert (listed[CAROL]["status"], listed[CAROL]["event"]) == ("pending", "subscribe")
