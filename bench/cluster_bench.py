@@ -31,6 +31,7 @@ from run import (
     QUICK,
     SIPP,
     STEP_SECONDS,
+    USERS,
     Bench,
     Step,
     best,
@@ -109,7 +110,7 @@ def running_cluster(bench: Bench, name: str) -> Iterator[Cluster]:
     cluster = None
     try:
         admin(f'CREATE DATABASE "{database}"')
-        provision(work / "provision", DATABASE_URL=PG.format(database))
+        provision(work / "provision", USERS, DATABASE_URL=PG.format(database))
         cluster = Cluster(work, database, REDIS_URL=REDIS.format(redis_db), **SETTINGS)
         cluster.start_worker()  # first: the nodes learn its ports
         cluster.start_node()

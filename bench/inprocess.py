@@ -257,7 +257,7 @@ def main() -> None:
     if args.instructions and UNDER_CALLGRIND not in os.environ:
         sys.exit(_under_callgrind())
     data_dir = Path(tempfile.mkdtemp(prefix="sipws-inprocess-"))
-    provision(data_dir)
+    provision(data_dir, USERS)
     os.environ.update(
         DATA_DIR=str(data_dir),
         SIP_DOMAINS=DOMAIN,

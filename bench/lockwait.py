@@ -61,7 +61,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sipws-lockwait-"))
     try:
-        provision(work / "data")
+        provision(work / "data", USERS)
         server = ServerProcess(
             work / "data", SIP_DOMAINS=DOMAIN, SIP_RATE_LIMIT="0", SIP_TRUSTED_PEERS="127.0.0.1/32"
         ).start()

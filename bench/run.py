@@ -44,7 +44,10 @@ from tests.serverproc import ServerProcess  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 STEP_SECONDS = 3 if QUICK else 5
-USERS = 6000  # 5,500 WebSocket clients at the highest fill level, plus spares
+USERS = 6000  # the sipp scenarios cycle over u0..u5999 (5,500 WebSocket clients at most)
+SUBSCRIBERS = 200 if QUICK else 10_000  # WebSocket clients of the memory scenario
+# Provisioned accounts: the subscribers, their warm-up clients and the users they watch.
+ACCOUNTS = max(USERS, SUBSCRIBERS + 100)
 SIPP_DIR = ROOT / "tests" / "interop" / "sipp"  # digest flavours, also run by the tests
 NO_AUTH_SIPP_DIR = BENCH / "sipp"  # the same flows without digest, for both servers
 RESULTS = BENCH / "results" / "latest.md"
@@ -156,8 +159,9 @@ class Bench:
 # Server --------------------------------------------------------------------------------
 
 
-def provision(data_dir: Path, **env: str) -> None:
-    """Migrate and add users u0..uN and `fan` (no Django login: its password hash is slow).
+def provision(data_dir: Path, accounts: int = ACCOUNTS, **env: str) -> None:
+    """Migrate and add users u0..u(accounts-1) and `fan` (no Django login: its password
+    hash is slow).
 
     `env` may name another database (DATABASE_URL), as bench/cluster_bench.py does."""
     proc = ServerProcess(data_dir, SIP_DOMAINS=DOMAIN, **env)
@@ -166,7 +170,7 @@ def provision(data_dir: Path, **env: str) -> None:
         "from django.db import transaction\n"
         "from sipws.services.accounts import create_account\n"
         "with transaction.atomic():\n"
-        f"    for name in ['fan', *(f'u{{i}}' for i in range({USERS}))]:\n"
+        f"    for name in ['fan', *(f'u{{i}}' for i in range({accounts}))]:\n"
         f"        create_account(f'{{name}}@{DOMAIN}', {PASSWORD!r}, create_login=False)\n"
     )
     proc.manage("shell", "-c", script)
@@ -789,9 +793,8 @@ def scenarios() -> list[tuple[str, str, Callable[[Bench, str], None]]]:
     for watchers in [100] if QUICK else [100, 500]:
         title = f"NOTIFY fan-out, {watchers} UDP watchers of one presentity"
         out.append(("fanout", title, partial(fanout, watchers=watchers)))
-    count = 200 if QUICK else 1000
-    title = f"Memory per WebSocket client registered and subscribed, {count} clients"
-    out.append(("memory", title, partial(memory, count=count)))
+    title = f"Memory per WebSocket client registered and subscribed, {SUBSCRIBERS} clients"
+    out.append(("memory", title, partial(memory, count=SUBSCRIBERS)))
     if wrk:
         out.append(("xcap", "XCAP GET and PUT over HTTP (wrk, Basic auth)", xcap))
     # cluster_bench imports this module as `run`: alias it, or `run.py` would load twice.
