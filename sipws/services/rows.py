@@ -56,6 +56,7 @@ class Table:
         )
         self.insert_row = f"({_marks(self.insert_fields)})"
         self._selects: dict[tuple, str] = {}
+        self._upserts: dict[tuple, str] = {}
 
     def new(self, **values: Any) -> models.Model:
         """A new instance to `insert()`: `Model(**values)`, defaults included, without its
@@ -188,22 +189,40 @@ class Table:
         instance._state.db = db.alias
         return instance
 
-    def upsert(self, instances: list[models.Model], unique: list[str], update: list[str]) -> None:
-        """INSERT, or UPDATE `update` where a row with the same `unique` fields exists.
-
-        The ON CONFLICT clause is the same in SQLite and PostgreSQL.
-        """
-        if not instances:
+    def upsert(
+        self,
+        fields: tuple[str, ...],
+        rows: list[tuple],
+        unique: tuple[str, ...],
+        update: tuple[str, ...],
+    ) -> None:
+        """INSERT `rows`, each the values of `fields` in that order (as `execute` takes
+        values: no defaults or auto_now applied), or UPDATE the `update` fields where a
+        row with the same `unique` fields exists. Values, not model instances: making an
+        instance per row cost more than the statement."""
+        if not rows:
             return
-        values = self._insert_values(instances, _db())
-        conflict = ", ".join(self.quoted[name] for name in unique)
-        columns = [self.quoted[name] for name in update]
-        assignments = ", ".join(f"{column} = EXCLUDED.{column}" for column in columns)
-        self.execute(
-            f"{self.insert_head} VALUES {', '.join([self.insert_row] * len(instances))} "
-            f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}",
-            values,
+        key = (fields, len(rows), unique, update)
+        sql = self._upserts.get(key) or self._upsert_sql(*key)
+        self.execute(sql, [value for row in rows for value in row])
+
+    def _upsert_sql(
+        self, fields: tuple[str, ...], rows: int, unique: tuple[str, ...], update: tuple[str, ...]
+    ) -> str:
+        """The upsert of `rows` rows, written once per shape; the ON CONFLICT clause is the
+        same in SQLite and PostgreSQL."""
+        quoted = self.quoted
+        row = f"({_marks(fields)})"
+        assignments = ", ".join(f"{quoted[name]} = EXCLUDED.{quoted[name]}" for name in update)
+        sql = (
+            f"INSERT INTO {self.name} ({', '.join(quoted[name] for name in fields)}) "
+            f"VALUES {', '.join([row] * rows)} "
+            f"ON CONFLICT ({', '.join(quoted[name] for name in unique)}) "
+            f"DO UPDATE SET {assignments}"
         )
+        if len(self._upserts) < _MAX_STATEMENTS:
+            self._upserts[(fields, rows, unique, update)] = sql
+        return sql
 
     def _insert_values(self, instances: list[models.Model], db) -> list:
         """The INSERT parameters, with defaults and auto_now applied as save() would."""

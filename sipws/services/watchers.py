@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from ..models import ActiveWatcher, SubscriptionStatus, Watcher
 from .rows import Table
@@ -43,22 +42,21 @@ def listen(listener: Listener) -> None:
 
 def report(server, changes: list[WatcherChange]) -> list:
     """Store the changes in the Watcher table; return the NOTIFYs listeners want sent."""
-    # One upsert for all changes, instead of a read and a write for each; its values
-    # come straight from the changes (a model instance per row cost more than the SQL).
+    # One upsert for all changes, instead of a read and a write for each.
     if changes:
         now = datetime.now(UTC)
-        values = []
-        for change in changes:
-            values += (change.presentity, change.watcher, change.display_name, change.event)
-            values += (str(change.decision), change.reason, now, now)
-        _watchers.execute(_upsert(len(changes)), values)
+        rows = [
+            (c.presentity, c.watcher, c.display_name, c.event, str(c.decision), c.reason, now, now)
+            for c in changes
+        ]
+        _watchers.upsert(_FIELDS, rows, _UNIQUE, _UPDATED)
     outgoing = []
     for listener in _listeners:
         outgoing += listener(server, changes)
     return outgoing
 
 
-_COLUMNS = (
+_FIELDS = (
     "presentity_uri",
     "watcher_uri",
     "watcher_display",
@@ -68,21 +66,8 @@ _COLUMNS = (
     "inserted_time",
     "updated",
 )
+_UNIQUE = ("presentity_uri", "watcher_uri", "event")
 _UPDATED = ("status", "reason", "watcher_display", "updated")
-
-
-@lru_cache(maxsize=8)
-def _upsert(rows: int) -> str:
-    """INSERT of `rows` watchers, or UPDATE of the authorization where the watcher is
-    known; the ON CONFLICT clause is the same in SQLite and PostgreSQL."""
-    quoted = _watchers.quoted
-    row = f"({', '.join(['%s'] * len(_COLUMNS))})"
-    unique = ", ".join(quoted[name] for name in ("presentity_uri", "watcher_uri", "event"))
-    assignments = ", ".join(f"{quoted[name]} = EXCLUDED.{quoted[name]}" for name in _UPDATED)
-    return (
-        f"INSERT INTO {_watchers.name} ({', '.join(quoted[name] for name in _COLUMNS)}) "
-        f"VALUES {', '.join([row] * rows)} ON CONFLICT ({unique}) DO UPDATE SET {assignments}"
-    )
 
 
 def started(subscription: ActiveWatcher, reason: str = "subscribe") -> WatcherChange:

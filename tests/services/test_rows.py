@@ -131,12 +131,12 @@ def test_increment_and_upsert():
     Table(ActiveWatcher).increment("local_cseq", [watcher.pk])
     assert ActiveWatcher.objects.get(pk=watcher.pk).local_cseq == 2
     watchers = Table(Watcher)
-    key = dict(
-        presentity_uri="sip:alice@localhost", watcher_uri="sip:bob@localhost", event="presence"
-    )
-    unique, update = list(key), ["status", "reason"]
-    watchers.upsert([Watcher(**key, status="pending", reason="")], unique, update)
-    watchers.upsert([Watcher(**key, status="active", reason="subscribe")], unique, update)
+    unique = ("presentity_uri", "watcher_uri", "event")
+    fields = (*unique, "watcher_display", "status", "reason", "inserted_time", "updated")
+    key, now = ("sip:alice@localhost", "sip:bob@localhost", "presence", ""), datetime.now(UTC)
+    update = ("status", "reason")
+    watchers.upsert(fields, [(*key, "pending", "", now, now)], unique, update)
+    watchers.upsert(fields, [(*key, "active", "subscribe", now, now)], unique, update)
     assert list(Watcher.objects.values_list("status", "reason")) == [("active", "subscribe")]
 
 
