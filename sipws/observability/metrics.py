@@ -14,6 +14,7 @@ number of series.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import Counter
 from itertools import accumulate
 
 from prometheus_client import REGISTRY
@@ -28,8 +29,8 @@ METHODS = frozenset(
 )
 TIME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
-_requests: dict[tuple[str, str], int] = {}  # (direction, method) → count
-_responses: dict[tuple[str, str, str], int] = {}  # (direction, method, code) → count
+_requests: Counter[tuple[str, str]] = Counter()  # (direction, method) → count
+_responses: Counter[tuple[str, str, str]] = Counter()  # (direction, method, code) → count
 
 
 class _Histogram:
@@ -106,15 +107,13 @@ def method_label(method: str) -> str:
 
 
 def request_received(method: str) -> None:
-    key = ("received", method if method in METHODS else "other")
-    _requests[key] = _requests.get(key, 0) + 1
+    _requests["received", method_label(method)] += 1
 
 
 def request_sent(data: bytes, now: float) -> None:
     """A request of ours went out; a NOTIFY that a request caused also times that request."""
     method = method_label(data[: data.find(b" ")].decode("ascii", "replace"))
-    key = ("sent", method)
-    _requests[key] = _requests.get(key, 0) + 1
+    _requests["sent", method] += 1
     context = logcontext.current.get()
     if method == "NOTIFY" and context is not None:  # not a timer's or an HTTP call's NOTIFY
         notify_delay.observe(method_label(context.method), now - context.received)
@@ -125,10 +124,8 @@ def round_trip(method: str, seconds: float) -> None:
 
 
 def response_sent(method: str, code: int) -> None:
-    key = ("sent", method if method in METHODS else "other", str(code))
-    _responses[key] = _responses.get(key, 0) + 1
+    _responses["sent", method_label(method), str(code)] += 1
 
 
 def response_received(method: str, code: int) -> None:
-    key = ("received", method if method in METHODS else "other", str(code))
-    _responses[key] = _responses.get(key, 0) + 1
+    _responses["received", method_label(method), str(code)] += 1
